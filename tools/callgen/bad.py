@@ -23,18 +23,24 @@ All real audio here is derived from one ~15 s two-party call, `bad-short-call.fl
 (valid: 8 kHz stereo FLAC, channel 0 agent, channel 1 customer, ground truth in
 `bad-short-call.json`).
 
-| file | what it is | meant to trigger |
-|---|---|---|
-| `bad-short-call.flac` | valid 8 kHz stereo call | control: must be processed normally |
-| `empty.wav` | zero-byte file | unreadable-file error, routed to the dead letter output |
-| `truncated.flac` | the control call cut to 40 % of its bytes | decode error or a short read; no crash |
-| `notes.wav` | a text file with a `.wav` name | "not an audio file" error |
-| `silent_customer.flac` | control call with the customer channel all zeros | digital-silence warning for the customer channel; no customer words |
-| `mono_8k.wav` | 8 kHz mono PCM WAV (agent + customer summed) | "expected 2 channels" error (or a documented mono fallback) |
-| `mulaw_8k.wav` | 8 kHz stereo G.711 mu-law WAV | valid telephony encoding: must decode and process like the control |
-| `alaw_8k.wav` | 8 kHz stereo G.711 A-law WAV | valid telephony encoding: must decode and process like the control |
-| `rate_11025.wav` | stereo 16-bit WAV at 11025 Hz | unusual but valid rate: resample, process normally |
-| `rate_4000.wav` | stereo 16-bit WAV at 4000 Hz | unsupported sample rate (below 8 kHz): clear error |
+Each file and what it is meant to trigger:
+
+- `bad-short-call.flac`: valid 8 kHz stereo call. Control: must be processed normally.
+- `empty.wav`: zero-byte file. Unreadable-file error, routed to the dead-letter output.
+- `truncated.flac`: the control call cut to 40 % of its bytes. Decode error or a
+  short read; never a crash.
+- `notes.wav`: a text file with a `.wav` name. "Not an audio file" error.
+- `silent_customer.flac`: the control call with the customer channel all zeros.
+  Digital-silence warning for the customer channel; no customer words.
+- `mono_8k.wav`: 8 kHz mono 16-bit WAV (agent and customer summed).
+  "Expected 2 channels" error (or a documented mono fallback).
+- `mulaw_8k.wav`: 8 kHz stereo G.711 mu-law WAV. Valid telephony encoding: must
+  decode and process like the control.
+- `alaw_8k.wav`: 8 kHz stereo G.711 A-law WAV. Same as mu-law.
+- `rate_11025.wav`: stereo 16-bit WAV at 11025 Hz. Unusual but valid rate:
+  resample and process normally.
+- `rate_4000.wav`: stereo 16-bit WAV at 4000 Hz. Unsupported sample rate (below
+  8 kHz): clear error.
 """
 
 

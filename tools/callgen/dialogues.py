@@ -221,6 +221,9 @@ class CallPlan:
     follow_up: bool = True
     detail: bool = True  # customer elaborates on the issue
     identify: bool = True  # agent asks for name and postcode
+    paraphrase: bool = True  # agent restates the problem (and the customer confirms)
+    explain: bool = True  # agent explains the cause before the resolution
+    closing_exchange: bool = True  # "anything else?" and the customer's reply
     swap_channels: bool = False
 
 
@@ -362,8 +365,9 @@ def compose(plan: CallPlan, rng: np.random.Generator) -> CallScript:
                 typing=True,
             )
         )
-    ev.append(Line("agent", c.paraphrase, ("paraphrase",), gap=0.3))
-    ev.append(Line("customer", "Yes, exactly.", ()))
+    if plan.paraphrase:
+        ev.append(Line("agent", c.paraphrase, ("paraphrase",), gap=0.3))
+        ev.append(Line("customer", "Yes, exactly.", ()))
 
     if plan.typing_silent is not None:
         ev.append(Line("agent", "Okay, let me pull up your account.", ()))
@@ -419,11 +423,16 @@ def compose(plan: CallPlan, rng: np.random.Generator) -> CallScript:
             ev.append(Line("agent", "Thank you so much for holding.", ("thanks", "courtesy")))
         else:
             ev.append(Line("agent", "Okay.", ()))
-    ev.append(
-        Line("agent", c.jargon if plan.jargon else c.finding, ("jargon",) if plan.jargon else ())
-    )
-    if plan.customer_backchannels > 0:
-        ev.append(Backchannel("customer", bc(), at=0.5))
+    customer_bc = plan.customer_backchannels
+    if plan.explain or plan.jargon:
+        ev.append(
+            Line(
+                "agent", c.jargon if plan.jargon else c.finding, ("jargon",) if plan.jargon else ()
+            )
+        )
+        if customer_bc > 0:
+            ev.append(Backchannel("customer", bc(), at=0.5))
+            customer_bc -= 1
     if plan.jargon:
         ev.append(Line("customer", "Sorry, I have no idea what that means.", ("complaint",)))
     if plan.blame:
@@ -437,7 +446,7 @@ def compose(plan: CallPlan, rng: np.random.Generator) -> CallScript:
             gap=0.6,
         )
     )
-    if plan.customer_backchannels > 1:
+    if customer_bc > 0:
         ev.append(Backchannel("customer", bc(), at=0.55))
 
     if plan.supervisor:
@@ -458,21 +467,26 @@ def compose(plan: CallPlan, rng: np.random.Generator) -> CallScript:
     if plan.follow_up:
         ev.append(Line("customer", c.follow_up, ("question",)))
         ev.append(Line("agent", c.answer, ()))
-    ev.append(
-        Line(
-            "agent", "Is there anything else I can help you with today?", ("offer_help", "courtesy")
-        )
-    )
-    if plan.supervisor or plan.venting >= 3:
-        ev.append(Line("customer", "No. Just make sure it gets fixed this time.", ()))
-    else:
+    if plan.closing_exchange:
         ev.append(
             Line(
-                "customer",
-                "No, that is all. Thank you so much, that was really helpful.",
-                ("thanks", "satisfaction"),
+                "agent",
+                "Is there anything else I can help you with today?",
+                ("offer_help", "courtesy"),
             )
         )
+        if plan.supervisor or plan.venting >= 3:
+            ev.append(Line("customer", "No. Just make sure it gets fixed this time.", ()))
+        else:
+            ev.append(
+                Line(
+                    "customer",
+                    "No, that is all. Thank you so much, that was really helpful.",
+                    ("thanks", "satisfaction"),
+                )
+            )
+    else:
+        ev.append(Line("customer", "Okay, thanks.", ("thanks",)))
     closing = "You are welcome. Thank you for calling"
     closing += f" {c.company}, have a great day." if plan.greet_company else ", goodbye."
     ev.append(Line("agent", closing, ("thanks", "courtesy")))

@@ -95,25 +95,25 @@ def sample_plans() -> list[CallPlan]:
 
 
 def dynamics_plans(seed: int) -> list[CallPlan]:
-    """22 shorter calls (40-90 s) with features switched on and off for detector metrics.
+    """20 shorter calls (40-90 s) with features switched on and off for detector metrics.
 
-    Features rotate with different periods so most combinations occur, and timing
-    values are drawn from ``seed``.
+    Features rotate with different periods so most combinations occur; timing
+    values are drawn from ``seed``. Calls with a hold skip the optional dialogue
+    (explanation, closing exchange, venting) to stay short.
     """
     rng = np.random.default_rng(seed)
     plans = []
-    for i in range(22):
+    for i in range(20):
         hold = None
-        kind = i % 4  # 0: no hold, 1: music, 2: silence, 3: long with/without update
+        kind = i % 4  # 0: no hold, 1: music, 2: silence, 3: long, status update or not
         if kind:
             long_hold = kind == 3
-            plans_hold_s = float(rng.uniform(42, 50) if long_hold else rng.uniform(31, 38))
             hold = HoldPlan(
-                plans_hold_s,
-                music=(i // 4) % 2 == 0 if kind == 3 else kind == 1,
+                float(rng.uniform(35, 38) if long_hold else rng.uniform(31, 34)),
+                music=(i // 4) % 2 == 0 if long_hold else kind == 1,
                 permission=i % 3 != 0,
                 agreed=i % 5 != 0,
-                update_after=float(rng.uniform(30.5, 33)) if long_hold and i % 8 == 3 else None,
+                update_after=float(rng.uniform(30.5, 31.5)) if long_hold and i % 8 == 3 else None,
                 thank_on_return=i % 2 == 1,
             )
         gap_kind = i % 3  # 0: non-talk (>= 3 s), 1: near miss (2-2.9 s), 2: none
@@ -124,31 +124,39 @@ def dynamics_plans(seed: int) -> list[CallPlan]:
             if gap_kind == 1
             else None
         )
-        venting = 0 if i % 3 == 1 else (0 if i % 2 else int(rng.integers(4, 6)))
+        venting = 4 if hold is None and i % 8 == 0 else 0
+        if hold is None and i % 8 == 4:
+            venting = 3
         plans.append(
             CallPlan(
                 f"dyn-{i:03d}",
                 f"agent-{1 + i % 4:02d}",
                 DOMAINS[i % len(DOMAINS)],
-                agent_voice="slt" if i % 2 == 0 else "kal",
+                agent_voice="slt" if (i // 2) % 2 == 0 else "kal",
                 greet_company=i % 7 != 3,
                 greet_name=i % 5 != 2,
                 greet_offer=i % 6 != 4,
-                venting=venting if hold is None or kind != 3 else min(venting, 3),
-                interruption=i % 3 != 2,
+                venting=venting,
+                interruption=hold is None or (kind == 1 and i % 3 == 0),
                 agent_backchannels=int(rng.integers(0, 3)),
                 customer_backchannels=int(rng.integers(0, 3)),
                 typing_during_customer=i % 2 == 0,
-                typing_silent=float(rng.uniform(3.2, 5.0)) if i % 5 in (1, 3) else None,
-                long_gap=long_gap,
+                typing_silent=float(rng.uniform(3.2, 5.0))
+                if i % 5 in (1, 3) and kind != 3
+                else None,
+                long_gap=None if kind == 3 or (hold is not None and i % 5 in (1, 3)) else long_gap,
                 hold=hold,
-                jargon=i % 6 == 5,
-                blame=i % 7 == 6,
+                jargon=hold is None and i % 6 == 5,
+                blame=hold is None and i % 7 == 6,
                 rushed=i % 4 == 2,
-                overwhelm=i % 9 == 8,
-                supervisor=i % 10 == 9,
-                follow_up=hold is None or kind != 3,
-                swap_channels=False,
+                overwhelm=hold is None and i % 9 == 8,
+                supervisor=hold is None and i % 10 == 9,
+                follow_up=False,
+                detail=False,
+                paraphrase=venting == 0 and not (hold is not None and kind == 3),
+                identify=False,
+                explain=hold is None,
+                closing_exchange=hold is None and venting == 0,
             )
         )
     return plans
