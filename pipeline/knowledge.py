@@ -1,0 +1,625 @@
+"""Facts stated in an answer, how two answers' facts contradict, and the reference knowledge base.
+
+Sentence embeddings say whether two answers talk about the same thing, not whether they agree:
+"shipping is $4.99" and "shipping is $9.99" embed almost identically. This module pulls out the
+facts that embeddings miss and that a customer acts on:
+
+* quantities: money, percentages, durations (normalised to days), clock times;
+* dates (month and day, weekdays);
+* yes/no polarity of the answer's opening;
+* named options and policies (store credit vs refund to the card, UPS vs FedEx, ...), from a
+  lexicon of synonyms grouped into families; only options of the same family are compared.
+
+Two answers contradict on a dimension when both state it and the values cannot both be true
+(quantity ranges that do not overlap, disjoint option sets, opposite polarity).
+
+The knowledge base is a YAML or CSV file of approved question/answer pairs supplied by the
+user (:func:`load_knowledge_base`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+MONEY = "money"
+PERCENT = "percent"
+DURATION = "duration"
+CLOCK = "clock"
+DATE = "date"
+POLARITY = "polarity"
+OPTION = "option"
+SEMANTIC = "semantic"
+KB = "knowledge_base"
+
+QUANTITY_KINDS: tuple[str, ...] = (MONEY, PERCENT, DURATION, CLOCK)
+
+# --- number words -> digits -------------------------------------------------------------------
+
+_UNITS = {
+    "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+    "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18,
+    "nineteen": 19,
+}  # fmt: skip
+_TENS = {
+    "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70,
+    "eighty": 80, "ninety": 90,
+}  # fmt: skip
+_SCALES = {"hundred": 100, "thousand": 1000}
+_ARTICLE_UNITS = r"(day|week|month|year|hour|business day|working day|dollar|fortnight)"
+
+
+def words_to_digits(text: str) -> str:
+    """Lower-case ``text`` and write spelled-out numbers as digits ("twenty four" -> "24").
+
+    Also reads "a week"/"an hour" as one, "a couple of days" as two and "half an hour" as 0.5,
+    so that durations written either way compare equal.
+    """
+    text = text.lower().replace("\u2019", "'")
+    text = re.sub(r"\bhalf an? (hour|day)\b", r"0.5 \1", text)
+    text = re.sub(r"\ba couple(?: of)? ", "2 ", text)
+    text = re.sub(rf"\b(?:a|an|one)\s+{_ARTICLE_UNITS}\b", r"1 \1", text)
+    tokens = re.split(r"(\s+)", text)
+    out: list[str] = []
+    i = 0
+    while i < len(tokens):
+        value, j, trailing = _read_number(tokens, i)
+        if j > i:
+            out.append(_fmt(value) + trailing)
+            i = j
+        else:
+            out.append(tokens[i])
+            i += 1
+    return "".join(out)
+
+
+def _number_parts(token: str) -> list[str] | None:
+    parts = [p for p in token.split("-") if p]
+    if parts and all(p in _UNITS or p in _TENS or p in _SCALES for p in parts):
+        return parts
+    return None
+
+
+def _read_number(tokens: Sequence[str], i: int) -> tuple[float, int, str]:
+    """Read number words from ``tokens[i]`` on; return (value, next index, trailing punct)."""
+    if not tokens[i] or tokens[i].isspace():
+        return 0.0, i, ""
+    total = current = 0.0
+    seen = False
+    j = end = i
+    trailing = ""
+    while j < len(tokens):
+        raw = tokens[j]
+        if raw.isspace() or raw == "":
+            j += 1
+            continue
+        stripped = raw.rstrip(".,;:!?")
+        parts = _number_parts(stripped)
+        if parts is None:
+            if stripped == "and" and seen and raw == stripped:
+                j += 1
+                continue
+            break
+        for part in parts:
+            if part in _UNITS:
+                current += _UNITS[part]
+            elif part in _TENS:
+                current += _TENS[part]
+            else:
+                current = max(current, 1.0) * _SCALES[part]
+                if _SCALES[part] >= 1000:
+                    total += current
+                    current = 0.0
+        seen = True
+        j += 1
+        end = j
+        if stripped != raw:
+            trailing = raw[len(stripped) :]
+            break
+    if not seen:
+        return 0.0, i, ""
+    return total + current, end, trailing
+
+
+def _fmt(value: float) -> str:
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
+
+# --- quantities -------------------------------------------------------------------------------
+
+_NUM = r"(\d+(?:[.,]\d+)?)"
+_RANGE_SEP = r"\s*(?:to|-|\u2013|or|and|through)\s*"
+_DAYS_PER = {
+    "hour": 1 / 24, "day": 1.0, "night": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.0,
+    "year": 365.0,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number stated in an answer, as a closed interval in a canonical unit.
+
+    Attributes:
+        kind: ``money`` (currency units), ``percent``, ``duration`` (days) or ``clock``
+            (hour of day, 0-24).
+        low: Lower end of the stated value or range.
+        high: Upper end (equal to ``low`` for a single value).
+        text: The words it was read from.
+    """
+
+    kind: str
+    low: float
+    high: float
+    text: str
+
+    def overlaps(self, other: Quantity, rel_tol: float = 0.01) -> bool:
+        tol = rel_tol * max(abs(self.high), abs(other.high), 1.0)
+        return self.low <= other.high + tol and other.low <= self.high + tol
+
+    def describe(self) -> str:
+        if self.kind == MONEY:
+            return _range(self.low, self.high, "${:.2f}")
+        if self.kind == PERCENT:
+            return _range(self.low, self.high, "{:g}%")
+        if self.kind == DURATION:
+            if self.high < 1:
+                return _range(self.low * 24, self.high * 24, "{:g} h")
+            return _range(self.low, self.high, "{:g} days")
+        return _range(self.low, self.high, "{:g}:00")
+
+
+def _range(low: float, high: float, fmt: str) -> str:
+    return fmt.format(low) if low == high else f"{fmt.format(low)}-{fmt.format(high)}"
+
+
+def _num(s: str) -> float:
+    return float(s.replace(",", "")) if s.count(",") == 1 and len(s.split(",")[1]) == 3 else (
+        float(s.replace(",", "."))
+    )
+
+
+_FREE = re.compile(
+    r"\b(?:(?<!feel )free(?! to)|no (?:extra )?(?:charge|fee|cost)|free of charge|"
+    r"(?:does not|doesn't|won't|will not) cost (?:you )?anything|at no (?:extra )?cost)\b"
+)
+_MONEY_PATTERNS = (
+    re.compile(rf"\b{_NUM}\s*dollars?\s*(?:and\s*)?{_NUM}\s*cents?\b()"),
+    re.compile(rf"\$\s?{_NUM}(?:{_RANGE_SEP}\$?\s?{_NUM})?"),
+    re.compile(
+        rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:dollars?|bucks|usd|euros?|pounds?|quid)\b"
+    ),
+)
+_CENTS = re.compile(rf"\b{_NUM}\s*cents?\b")
+_PERCENT = re.compile(rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:%|percent|per cent)")
+_DURATION = re.compile(
+    rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:-\s*)?(?:(?:business|working|calendar)\s+)?"
+    r"(hour|day|night|week|fortnight|month|year)s?\b"
+)
+_CLOCK = re.compile(
+    r"\b(\d{1,2})(?::(\d\d))?\s*(a\.?m\.?|p\.?m\.?|o'clock)(?![a-z])"
+    r"|\b(noon|midday|midnight)\b"
+)
+
+
+def extract_quantities(norm: str) -> tuple[Quantity, ...]:
+    """Quantities in ``norm``, a text already passed through :func:`words_to_digits`."""
+    found: list[Quantity] = []
+    taken: list[tuple[int, int]] = []
+
+    def add(kind: str, low: float, high: float, m: re.Match[str]) -> None:
+        if any(m.start() < e and s < m.end() for s, e in taken):
+            return
+        taken.append((m.start(), m.end()))
+        lo, hi = min(low, high), max(low, high)
+        found.append(Quantity(kind, lo, hi, m.group(0).strip()))
+
+    for n, pattern in enumerate(_MONEY_PATTERNS):
+        for m in pattern.finditer(norm):
+            if n == 0:  # "4 dollars and 99 cents"
+                value = _num(m.group(1)) + _num(m.group(2)) / 100
+                add(MONEY, value, value, m)
+                continue
+            low = _num(m.group(1))
+            high = _num(m.group(2)) if m.group(2) else low
+            add(MONEY, low, high, m)
+    for m in _CENTS.finditer(norm):
+        add(MONEY, _num(m.group(1)) / 100, _num(m.group(1)) / 100, m)
+    for m in _FREE.finditer(norm):
+        add(MONEY, 0.0, 0.0, m)
+    for m in _PERCENT.finditer(norm):
+        low = _num(m.group(1))
+        add(PERCENT, low, _num(m.group(2)) if m.group(2) else low, m)
+    for m in _DURATION.finditer(norm):
+        per = _DAYS_PER[m.group(3)]
+        low = _num(m.group(1)) * per
+        add(DURATION, low, (_num(m.group(2)) * per) if m.group(2) else low, m)
+    for m in _CLOCK.finditer(norm):
+        if m.group(4):
+            hour = 0.0 if m.group(4) == "midnight" else 12.0
+        else:
+            hour = float(m.group(1)) % 12 + (float(m.group(2)) / 60 if m.group(2) else 0.0)
+            if m.group(3).startswith("p"):
+                hour += 12
+        add(CLOCK, hour, hour, m)
+    return tuple(found)
+
+
+# --- dates ------------------------------------------------------------------------------------
+
+_MONTHS = (
+    "january", "february", "march", "april", "may", "june", "july", "august", "september",
+    "october", "november", "december",
+)  # fmt: skip
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_DATE = re.compile(
+    r"\b(" + "|".join(_MONTHS) + r")\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\b"
+    r"|\b(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)\s+of\s+(" + "|".join(_MONTHS) + r")\b"
+)
+_WEEKDAY_RANGE = re.compile(
+    r"\b(" + "|".join(_WEEKDAYS) + r")s?\s*(?:to|through|thru|-|until|till)\s*("
+    + "|".join(_WEEKDAYS)
+    + r")s?\b"
+)
+_WEEKDAY = re.compile(r"\b(" + "|".join(_WEEKDAYS) + r")s?\b")
+
+
+def extract_dates(norm: str) -> frozenset[str]:
+    """Calendar dates (``MM-DD``) and weekdays (``mon`` ...) named in ``norm``."""
+    dates: set[str] = set()
+    for m in _DATE.finditer(norm):
+        month = m.group(1) or m.group(4)
+        day = m.group(2) or m.group(3)
+        if month == "may" and not m.group(2) and not m.group(3):
+            continue
+        dates.add(f"{_MONTHS.index(month) + 1:02d}-{int(day):02d}")
+    rest = norm
+    for m in _WEEKDAY_RANGE.finditer(norm):
+        a, b = _WEEKDAYS.index(m.group(1)), _WEEKDAYS.index(m.group(2))
+        for k in range(a, (b if b >= a else b + 7) + 1):
+            dates.add(_WEEKDAYS[k % 7][:3])
+        rest = rest.replace(m.group(0), " ")
+    if re.search(r"\bweekdays?\b|\bbusiness days?\b(?! to)", rest) and "weekend" not in rest:
+        pass  # "business days" qualifies a duration; it is not a schedule
+    for m in _WEEKDAY.finditer(rest):
+        dates.add(m.group(1)[:3])
+    if re.search(r"\bweekends?\b", rest):
+        dates.update({"sat", "sun"})
+    return frozenset(dates)
+
+
+# --- polarity ---------------------------------------------------------------------------------
+
+_YES_START = re.compile(
+    r"^(?:(?:oh|well|so|okay|ok|right|um|uh),?\s+)*(?:yes|yeah|yep|yup|sure|of course|"
+    r"absolutely|definitely|certainly|correct|that's right|that is right|indeed)\b"
+)
+_NO_START = re.compile(
+    r"^(?:(?:oh|well|so|okay|ok|right|um|uh),?\s+)*(?:no|nope|nah)\b(?!\s+(?:problem|worries))"
+)
+_NEGATION = re.compile(
+    r"\b(?:not|cannot|can't|cant|don't|doesn't|didn't|won't|wouldn't|isn't|aren't|wasn't|"
+    r"shouldn't|couldn't|never|unfortunately|afraid not|no longer|unable|not able|"
+    r"not possible|impossible|(?:is|are) non-?refundable)\b"
+)
+_AFFIRM = re.compile(
+    r"\b(?:you can|you could|we can|we do|we will|it is|it's|that's fine|that is fine|"
+    r"no problem|you're able|you are able|is possible|it does|you do|we accept|we offer|"
+    r"we allow|allowed|included|is covered|are covered|you will|you'll)\b"
+)
+_CONTRAST = re.compile(r"\b(?:but|however|although|unfortunately)\b")
+
+
+def extract_polarity(norm: str) -> str | None:
+    """``yes``, ``no`` or None: how the answer opens, for yes/no questions.
+
+    An explicit "yes"/"no" at the start decides, unless a "yes" is followed in the same
+    sentence by "but"/"however" and a negation. Without one, a negated verb in the first
+    sentence ("we can't", "unfortunately") reads as no and an affirmative one as yes.
+    "No problem" and "no fee" are not negations of the answer.
+    """
+    first = re.split(r"(?<=[.!?])\s+", norm.strip(), maxsplit=1)[0]
+    if _NO_START.search(first):
+        return "no"
+    if _YES_START.search(first):
+        after = first[_YES_START.search(first).end() :]  # type: ignore[union-attr]
+        contrast = _CONTRAST.search(after)
+        if contrast and _NEGATION.search(after[contrast.start() :]):
+            return "no"
+        return "yes"
+    if _NEGATION.search(first):
+        return "no"
+    if _AFFIRM.search(first):
+        return "yes"
+    return None
+
+
+# --- options ----------------------------------------------------------------------------------
+
+DEFAULT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
+    # Family -> canonical option -> phrases (lower case, matched on word boundaries). Common
+    # contact-centre policies; extend per deployment with ``ConsistencyConfig.options`` or
+    # the ``options`` section of the knowledge base.
+    "refund_method": {
+        "store_credit": ("store credit", "credit on your account", "account credit", "voucher",
+                         "gift card", "credit note"),
+        "original_payment": ("original payment", "back to your card", "back on your card",
+                             "to your card", "on your card", "refund to the card",
+                             "same card", "money back", "cash refund", "full refund",
+                             "to your bank", "back to your account"),
+        "exchange_only": ("exchange only", "only exchange", "only an exchange",
+                          "only do exchanges", "swap it", "exchange it for"),
+    },
+    "carrier": {
+        "ups": ("ups",), "fedex": ("fedex", "fed ex"), "usps": ("usps", "postal service"),
+        "dhl": ("dhl",), "royal_mail": ("royal mail",),
+    },
+    "channel": {
+        "online": ("online", "website", "web site", "in the app", "account settings",
+                   "your account page", "self-service", "self service", "portal"),
+        "phone": ("by phone", "over the phone", "call us", "give us a call", "phone line"),
+        "in_store": ("in store", "in-store", "in person", "at the store", "at any store",
+                     "a branch", "the branch"),
+        "email": ("email", "e-mail"),
+        "mail": ("by mail", "by post", "in writing", "written letter", "letter"),
+        "chat": ("live chat", "chat"),
+    },
+    "payment": {
+        "paypal": ("paypal",), "credit_card": ("credit card", "visa", "mastercard", "amex"),
+        "debit_card": ("debit card",), "bank_transfer": ("bank transfer", "wire transfer"),
+        "cash": ("cash on delivery", "in cash"), "check": ("check", "cheque"),
+        "apple_pay": ("apple pay",), "google_pay": ("google pay",),
+    },
+    "shipping_speed": {
+        "express": ("express", "overnight", "next day", "next-day"),
+        "standard": ("standard shipping", "standard delivery", "regular shipping", "ground"),
+    },
+}  # fmt: skip
+
+
+def compile_options(
+    options: Mapping[str, Mapping[str, Sequence[str]]],
+) -> tuple[tuple[str, str, re.Pattern[str]], ...]:
+    """Turn an option lexicon into (family, option, pattern) triples, longest phrase first."""
+    triples = []
+    for family, opts in options.items():
+        for option, phrases in opts.items():
+            for phrase in phrases:
+                triples.append((family, option, phrase))
+    triples.sort(key=lambda t: -len(t[2]))
+    return tuple(
+        (f, o, re.compile(r"\b" + re.escape(p).replace(r"\ ", r"\s+") + r"\b"))
+        for f, o, p in triples
+    )
+
+
+_DEFAULT_COMPILED = compile_options(DEFAULT_OPTIONS)
+
+
+def extract_options(
+    norm: str, compiled: tuple[tuple[str, str, re.Pattern[str]], ...] = _DEFAULT_COMPILED
+) -> frozenset[tuple[str, str]]:
+    """(family, option) pairs named in ``norm``; a longer phrase hides shorter ones in it."""
+    found: set[tuple[str, str]] = set()
+    taken: list[tuple[int, int]] = []
+    for family, option, pattern in compiled:
+        for m in pattern.finditer(norm):
+            if any(m.start() < e and s < m.end() for s, e in taken):
+                continue
+            # "not X" / "no X" names X as excluded; it is not the option offered.
+            before = norm[max(0, m.start() - 12) : m.start()]
+            if re.search(r"\b(?:not|no|don't|doesn't|never|n't)\s+(?:\w+\s+)?$", before):
+                taken.append((m.start(), m.end()))
+                continue
+            taken.append((m.start(), m.end()))
+            found.add((family, option))
+    return frozenset(found)
+
+
+# --- answer facts -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerFacts:
+    """Checkable facts of one answer.
+
+    Attributes:
+        quantities: Money, percentages, durations and clock times.
+        dates: Calendar dates (``MM-DD``) and weekdays (``mon``).
+        polarity: ``yes``/``no``/None, see :func:`extract_polarity`.
+        options: (family, option) pairs, see :func:`extract_options`.
+    """
+
+    quantities: tuple[Quantity, ...] = ()
+    dates: frozenset[str] = frozenset()
+    polarity: str | None = None
+    options: frozenset[tuple[str, str]] = frozenset()
+
+    def values(self) -> dict[str, Any]:
+        """Dimension -> comparable value: quantity kinds -> tuple of Quantity, ``date`` ->
+        frozenset, ``polarity`` -> str, ``option:<family>`` -> frozenset of options."""
+        out: dict[str, Any] = {}
+        for kind in QUANTITY_KINDS:
+            qs = tuple(q for q in self.quantities if q.kind == kind)
+            if qs:
+                out[kind] = qs
+        if self.dates:
+            out[DATE] = self.dates
+        if self.polarity:
+            out[POLARITY] = self.polarity
+        families: dict[str, set[str]] = {}
+        for family, option in self.options:
+            families.setdefault(family, set()).add(option)
+        for family, opts in families.items():
+            out[f"{OPTION}:{family}"] = frozenset(opts)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "quantities": [
+                {"kind": q.kind, "low": q.low, "high": q.high, "text": q.text}
+                for q in self.quantities
+            ],
+            "dates": sorted(self.dates),
+            "polarity": self.polarity,
+            "options": sorted(f"{f}/{o}" for f, o in self.options),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AnswerFacts:
+        return cls(
+            quantities=tuple(Quantity(**q) for q in data.get("quantities") or ()),
+            dates=frozenset(data.get("dates") or ()),
+            polarity=data.get("polarity"),
+            options=frozenset(
+                tuple(o.split("/", 1)) for o in data.get("options") or ()  # type: ignore[misc]
+            ),
+        )
+
+
+def extract_facts(
+    text: str, compiled_options: tuple[tuple[str, str, re.Pattern[str]], ...] | None = None
+) -> AnswerFacts:
+    """All checkable facts of an answer ``text``."""
+    norm = words_to_digits(text)
+    return AnswerFacts(
+        quantities=extract_quantities(norm),
+        dates=extract_dates(norm),
+        polarity=extract_polarity(norm),
+        options=extract_options(norm, compiled_options or _DEFAULT_COMPILED),
+    )
+
+
+def values_agree(dimension: str, a: Any, b: Any) -> bool:
+    """Whether two values of one dimension (from :meth:`AnswerFacts.values`) can both be true.
+
+    Quantities agree when every quantity of one side overlaps some quantity of the other, in
+    either direction (one answer may give more detail: "$5, or $15 express" vs "$5"). Dates
+    and options agree when one set contains the other or they share a member... for options,
+    when they share an option; for dates, when one set contains the other.
+    """
+    if dimension in QUANTITY_KINDS:
+        a_in_b = all(any(x.overlaps(y) for y in b) for x in a)
+        b_in_a = all(any(y.overlaps(x) for x in a) for y in b)
+        return a_in_b or b_in_a
+    if dimension == DATE:
+        return bool(a <= b or b <= a)
+    if dimension == POLARITY:
+        return bool(a == b)
+    if dimension.startswith(OPTION):
+        return bool(a & b)
+    raise ValueError(f"unknown fact dimension {dimension!r}")
+
+
+def describe_value(dimension: str, value: Any) -> str:
+    """A short human-readable rendering of a dimension's value."""
+    if dimension in QUANTITY_KINDS:
+        return ", ".join(q.describe() for q in value)
+    if dimension == POLARITY:
+        return str(value)
+    return ", ".join(sorted(value))
+
+
+# --- knowledge base ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KnowledgeEntry:
+    """One approved question/answer pair.
+
+    Attributes:
+        entry_id: Id from the file, or ``kb-<n>``.
+        question: The approved question (or one phrasing of it).
+        answer: The approved answer.
+        paraphrases: Other phrasings of the question, used to match it to question groups.
+    """
+
+    entry_id: str
+    question: str
+    answer: str
+    paraphrases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class KnowledgeBase:
+    """Approved answers and, optionally, extra option vocabulary (see :data:`DEFAULT_OPTIONS`)."""
+
+    entries: tuple[KnowledgeEntry, ...]
+    options: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    source: str = ""
+
+
+def load_knowledge_base(path: str | Path) -> KnowledgeBase:
+    """Read approved question/answer pairs from YAML or CSV.
+
+    YAML: a list of entries, or a mapping with ``entries`` (or ``questions``/``topics``) and
+    an optional ``options`` lexicon (family -> option -> phrases). An entry has ``question``
+    (or ``questions``: a list whose first item is the canonical one, or ``paraphrases``) and
+    ``answer`` (or ``approved_answer``), and optionally ``id``. CSV: columns ``question`` and
+    ``answer``, optionally ``id``.
+
+    Raises:
+        ValueError: If the file is missing, of an unknown type, or an entry lacks a question
+            or an answer.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"knowledge base {p} does not exist")
+    suffix = p.suffix.lower()
+    options: dict[str, dict[str, tuple[str, ...]]] = {}
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError as e:  # pragma: no cover - pyyaml ships with apache-beam
+            raise RuntimeError("reading a YAML knowledge base requires pyyaml") from e
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw_entries: Iterable[Any]
+        if isinstance(data, list):
+            raw_entries = data
+        elif isinstance(data, dict):
+            raw_entries = data.get("entries") or data.get("questions") or data.get("topics") or []
+            if isinstance(raw_entries, dict):
+                raw_entries = [{"id": k, **v} for k, v in raw_entries.items()]
+            for family, opts in (data.get("options") or {}).items():
+                options[str(family)] = {str(o): tuple(map(str, ph)) for o, ph in opts.items()}
+        else:
+            raise ValueError(f"knowledge base {p}: expected a list or mapping at the top")
+    elif suffix == ".csv":
+        with p.open(newline="", encoding="utf-8") as f:
+            raw_entries = list(csv.DictReader(f))
+    else:
+        raise ValueError(f"knowledge base {p}: unknown type {suffix!r} (use .yaml, .yml or .csv)")
+    entries = []
+    for n, raw in enumerate(raw_entries):
+        if not isinstance(raw, dict):
+            raise ValueError(f"knowledge base {p}: entry {n} is not a mapping")
+        questions = raw.get("questions") or raw.get("paraphrases") or []
+        if isinstance(questions, str):
+            questions = [questions]
+        question = raw.get("question") or raw.get("canonical_question") or (
+            questions[0] if questions else None
+        )
+        answer = raw.get("answer") or raw.get("approved_answer") or raw.get("correct_answer")
+        if isinstance(answer, list):
+            answer = answer[0] if answer else None
+        if not question or not answer:
+            raise ValueError(f"knowledge base {p}: entry {n} needs a question and an answer")
+        entries.append(
+            KnowledgeEntry(
+                entry_id=str(raw.get("id") or raw.get("topic") or f"kb-{n}"),
+                question=str(question),
+                answer=str(answer),
+                paraphrases=tuple(str(q) for q in questions if q != question),
+            )
+        )
+    if not entries:
+        raise ValueError(f"knowledge base {p} has no entries")
+    logger.info("knowledge base %s: %d entries", p, len(entries))
+    return KnowledgeBase(entries=tuple(entries), options=options, source=str(p))
