@@ -261,3 +261,46 @@ def test_bad_fixtures_are_what_the_readme_says() -> None:
         info = sf.info(BAD / name)
         assert (info.samplerate, info.channels, info.subtype) == (rate, channels, subtype), name
     assert (BAD / "README.md").exists()
+
+
+def test_knowledge_base_yaml_matches_the_generator() -> None:
+    import yaml
+
+    from tools.callgen.consistency import KNOWLEDGE_BASE_PATH, knowledge_base
+
+    assert yaml.safe_load(KNOWLEDGE_BASE_PATH.read_text()) == knowledge_base()
+    assert len(knowledge_base()) == 15
+
+
+def test_consistency_scenarios_ground_truth() -> None:
+    from tools.callgen.consistency import QUESTION_GROUPS, generate_consistency_scenarios
+
+    calls = generate_consistency_scenarios(60, 6, seed=3)
+    assert calls == generate_consistency_scenarios(60, 6, seed=3)
+    groups = {g.group_id: g for g in QUESTION_GROUPS}
+    per_agent: dict[str, list[bool]] = {}
+    for call in calls:
+        turns = {t["turn_id"]: t for t in call["turns"]}
+        assert [t["start"] for t in call["turns"]] == sorted(t["start"] for t in call["turns"])
+        for p in call["qa_pairs"]:
+            g = groups[p["group_id"]]
+            q, a = turns[p["question_turn_id"]], turns[p["answer_turn_id"]]
+            assert q["speaker"] == "customer" and a["speaker"] == "agent"
+            assert q["text"].endswith(g.paraphrases[p["paraphrase_id"]])
+            variants = {v.variant_id: v for v in (g.approved, *g.contradictions)}
+            assert a["text"] in variants[p["answer_variant_id"]].texts
+            assert p["correct"] == (p["answer_variant_id"] == f"{g.group_id}/approved")
+            per_agent.setdefault(call["agent_id"], []).append(p["correct"])
+    consistent = [a for a, ok in per_agent.items() if all(ok)]
+    assert 3 <= len(consistent) < len(per_agent)  # most agents agree, some contradict
+
+
+def test_consistency_audio_calls() -> None:
+    truths = [_load(p)[0] for p in sorted(CONSISTENCY.glob("*.json"))]
+    assert len(truths) == 6 and len({t["agent_id"] for t in truths}) == 3
+    assert any(not p["correct"] for t in truths for p in t["qa_pairs"])
+    for t in truths:
+        ids = {u["turn_id"]: u for u in t["turns"]}
+        for p in t["qa_pairs"]:
+            assert ids[p["question_turn_id"]]["speaker"] == "customer"
+            assert ids[p["answer_turn_id"]]["speaker"] == "agent"
