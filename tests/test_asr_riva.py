@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 from collections.abc import Iterator
 from math import gcd
 from pathlib import Path
@@ -212,6 +213,38 @@ def test_unreachable_server_gives_a_clear_error(agent_channel: np.ndarray) -> No
     message = str(info.value)
     assert f"127.0.0.1:{port}" in message
     assert "after 2 attempt(s)" in message
+
+
+class _StuckRecognizer:
+    """A recogniser that does not answer until released: a server that has stalled."""
+
+    model_name = "stuck"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    def recognize(self, samples: np.ndarray) -> list[Word]:
+        self.calls += 1
+        self.release.wait()
+        return []
+
+
+def test_stalled_server_is_retried_then_reported(agent_channel: np.ndarray) -> None:
+    recognizer = _StuckRecognizer()
+    server, port = serve(port=0, recognizer=recognizer)
+    config = AsrConfig(
+        backend="riva", riva_uri=f"127.0.0.1:{port}", riva_timeout=0.5, riva_max_retries=1
+    )
+    try:
+        with RivaBackend(config) as backend, pytest.raises(RivaError) as info:
+            backend.transcribe(agent_channel, RATE, [SpeechRegion(0.6, 6.0)])
+    finally:
+        recognizer.release.set()
+        server.stop(grace=None)
+    assert info.value.code == "DEADLINE_EXCEEDED"
+    assert "riva_timeout=0.5 s" in str(info.value)
+    assert recognizer.calls == 2
 
 
 def test_invalid_config_is_rejected_before_connecting() -> None:
