@@ -401,7 +401,7 @@ def compose(plan: CallPlan, rng: np.random.Generator) -> CallScript:
                 ev.append(Line("customer", "Sure, go ahead.", ()))
         else:
             ev.append(Line("agent", "Hold on, I am putting you on hold.", ("hold_request",)))
-        updates = ()
+        updates: tuple[HoldUpdate, ...] = ()
         if h.update_after is not None:
             updates = (
                 HoldUpdate(

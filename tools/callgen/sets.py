@@ -144,7 +144,13 @@ def dynamics_plans(seed: int) -> list[CallPlan]:
                 typing_silent=float(rng.uniform(3.2, 5.0))
                 if i % 5 in (1, 3) and kind != 3
                 else None,
-                long_gap=None if kind == 3 or (hold is not None and i % 5 in (1, 3)) else long_gap,
+                long_gap=(
+                    float(rng.uniform(2.0, 2.9))  # long holds without update: near miss
+                    if kind == 3 and i % 8 == 7
+                    else None
+                    if kind == 3 or (hold is not None and i % 5 in (1, 3))
+                    else long_gap
+                ),
                 hold=hold,
                 jargon=hold is None and i % 6 == 5,
                 blame=hold is None and i % 7 == 6,

@@ -304,9 +304,9 @@ def layout(
 
     venting = []
     run: list[_Placed] = []
-    for p in [*(p for p in placed if p.kind == "main"), None]:
-        if p is not None and p.venting:
-            run.append(p)
+    for q in [*(p for p in placed if p.kind == "main"), None]:
+        if q is not None and q.venting:
+            run.append(q)
         elif run:
             venting.append(
                 {
