@@ -55,6 +55,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from pipeline.knowledge import DEFAULT_OPTIONS as DEFAULT_OPTION_LEXICON
 from pipeline.knowledge import (
+    CHARGE,
     DURATION,
     KB,
     MONEY,
@@ -110,6 +111,13 @@ class ConsistencyConfig:
             below this to the majority answers' mean is a ``semantic`` outlier; None turns
             the check off (default: the hard facts are what the findings are about, and
             differently worded agreeing answers must not be flagged).
+        fact_gap_coverage: Share of a group's answers that must state one agreed fact (e.g.
+            "$50 fee") before an answer stating no fact at all is checked for saying
+            something else ("you pay the remaining months") (0.75).
+        fact_gap_threshold: Such an answer is a ``semantic`` outlier when its embedding has
+            cosine below this to the mean of the fact-stating majority answers (0.65: on the
+            generated scenarios agreeing wordings score 0.79 or more, a different policy in
+            other words 0.6); None turns the check off.
         kb_threshold: Cosine similarity of a knowledge-base entry's grouping vector to a
             group centroid needed to use it as that group's reference (0.7: stricter than
             grouping, a wrong reference flags every answer).
@@ -126,6 +134,8 @@ class ConsistencyConfig:
     group_threshold: float = 0.62
     min_majority: int = 2
     semantic_threshold: float | None = None
+    fact_gap_coverage: float = 0.5
+    fact_gap_threshold: float | None = 0.65
     kb_threshold: float = 0.7
     batch_size: int = 64
     options: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
@@ -730,7 +740,7 @@ class GroupQuestions(beam.PTransform):
 # --- 4. comparing answers -------------------------------------------------------------------
 
 _SEVERITY = {
-    MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high", DURATION: "medium",
+    CHARGE: "high", MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high", DURATION: "medium",
     SEMANTIC: "low",
 }  # fmt: skip
 _SEVERITY_ORDER = ("none", "low", "medium", "high")
@@ -832,6 +842,22 @@ def compare_group(
             cluster_values[(dim, c)] = rep
             for k in ks:
                 conflicts[k][dim] = c
+    majority_members: set[int] = set()
+    for dim in dims:
+        if dim == POLARITY and not yes_no:
+            continue
+        stating = [k for k, v in enumerate(values) if dim in v and dim not in conflicts[k]]
+        if len(stating) >= config.fact_gap_coverage * len(members):
+            majority_members.update(stating)
+    if config.fact_gap_threshold is not None and len(majority_members) >= config.min_majority:
+        mean = np.stack([members[k].answer_vector for k in sorted(majority_members)]).mean(0)
+        mean /= max(float(np.linalg.norm(mean)), 1e-12)
+        for k in range(len(members)):
+            if values[k] or conflicts[k]:
+                continue
+            if float(members[k].answer_vector @ mean) < config.fact_gap_threshold:
+                conflicts[k][SEMANTIC] = 0
+                cluster_values[(SEMANTIC, 0)] = None
     if config.semantic_threshold is not None:
         clean = [k for k in range(len(members)) if not conflicts[k]]
         if len(clean) >= config.min_majority:
@@ -1200,7 +1226,7 @@ def run_consistency(
     findings_dir = os.path.join(out_dir, FINDINGS_TABLE)
     if FileSystems.exists(findings_dir):
         FileSystems.delete([findings_dir])
-    options = pipeline_options or PipelineOptions(runner="FnApiRunner")
+    options = pipeline_options or PipelineOptions(flags=[], runner="FnApiRunner")
     with beam.Pipeline(options=options) as p:
         build_consistency(p, utterance_files, call_files, out_dir, config, kb)
     index = load_group_index(out_dir)

@@ -34,6 +34,8 @@ PERCENT = "percent"
 DURATION = "duration"
 CLOCK = "clock"
 DATE = "date"
+WEEKDAYS = "weekdays"
+CHARGE = "charge"
 POLARITY = "polarity"
 OPTION = "option"
 SEMANTIC = "semantic"
@@ -66,6 +68,7 @@ def words_to_digits(text: str) -> str:
     text = text.lower().replace("\u2019", "'")
     text = re.sub(r"\bhalf an? (hour|day)\b", r"0.5 \1", text)
     text = re.sub(r"\ba couple(?: of)? ", "2 ", text)
+    text = re.sub(r"\b(tomorrow|next[- ]day|overnight)\b", r"\1 (1 day)", text)
     text = re.sub(rf"\b(?:a|an|one)\s+{_ARTICLE_UNITS}\b", r"1 \1", text)
     tokens = re.split(r"(\s+)", text)
     out: list[str] = []
@@ -88,6 +91,16 @@ def _number_parts(token: str) -> list[str] | None:
     return None
 
 
+def _continues(current: float, part: str) -> bool:
+    """Whether number word ``part`` extends a number whose value so far is ``current``."""
+    if part in _SCALES:
+        return True
+    rest = current % 100
+    if part in _TENS:
+        return rest == 0
+    return rest == 0 or (rest % 10 == 0 and rest >= 20 and _UNITS[part] < 10)
+
+
 def _read_number(tokens: Sequence[str], i: int) -> tuple[float, int, str]:
     """Read number words from ``tokens[i]`` on; return (value, next index, trailing punct)."""
     if not tokens[i] or tokens[i].isspace():
@@ -103,6 +116,8 @@ def _read_number(tokens: Sequence[str], i: int) -> tuple[float, int, str]:
             continue
         stripped = raw.rstrip(".,;:!?")
         parts = _number_parts(stripped)
+        if parts is not None and seen and not _continues(current, parts[0]):
+            break  # "twelve ninety nine" is two numbers (12 99), not 111
         if parts is None:
             if stripped == "and" and seen and raw == stripped:
                 j += 1
@@ -138,7 +153,7 @@ def _fmt(value: float) -> str:
 _NUM = r"(\d+(?:[.,]\d+)?)"
 _RANGE_SEP = r"\s*(?:to|-|\u2013|or|and|through)\s*"
 _DAYS_PER = {
-    "hour": 1 / 24, "day": 1.0, "night": 1.0, "week": 7.0, "fortnight": 14.0, "month": 30.0,
+    "hour": 1 / 24, "day": 1.0, "night": 1.0, "week": 7.0, "fortnight": 14.0, "month": 365 / 12,
     "year": 365.0,
 }  # fmt: skip
 
@@ -187,7 +202,7 @@ def _num(s: str) -> float:
 
 
 _FREE = re.compile(
-    r"\b(?:(?<!feel )free(?! to)|no (?:extra )?(?:charge|fee|cost)|free of charge|"
+    r"\b(?:(?<!feel )(?<!interest )(?<!interest-)(?<!toll )(?<!hands )free(?! to)|no (?:extra )?(?:charge|fee|cost)|free of charge|"
     r"(?:does not|doesn't|won't|will not) cost (?:you )?anything|at no (?:extra )?cost)\b"
 )
 _MONEY_PATTERNS = (
@@ -197,14 +212,21 @@ _MONEY_PATTERNS = (
         rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:dollars?|bucks|usd|euros?|pounds?|quid)\b"
     ),
 )
+_PRICE_CONTEXT = re.compile(r"\b(?:cost|costs|price|priced|fee|charge|charges|pay|extra|is)\b")
+_SPOKEN_PRICE = re.compile(r"\b(\d{1,4}) ([1-9]\d)\b(?!\s*(?:%|percent|days?|weeks?|months?|years?|hours?|am|pm))")
 _CENTS = re.compile(rf"\b{_NUM}\s*cents?\b")
 _PERCENT = re.compile(rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:%|percent|per cent)")
 _DURATION = re.compile(
-    rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:-\s*)?(?:(?:business|working|calendar)\s+)?"
+    rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:-\s*)?(?:(?:full|whole|extra|more|additional|"
+    r"business|working|calendar)\s+)?"
     r"(hour|day|night|week|fortnight|month|year)s?\b"
 )
+_SCHEDULE_WORDS = re.compile(r"\b\d+\s+days?\s+(?:a|per|1)\s+week\b|\b24\s*/\s*7\b")
+_CLOCK_RANGE = re.compile(r"\b(\d{1,2})(?::(\d\d))?\s+(?:to|until|till|-)\s+(\d{1,2})(?::(\d\d))?\b(?!\s*(?:%|percent|days?|weeks?|months?|years?|hours?|business|working|dollars?|payments?|installments?))")
+_SCHEDULE_CONTEXT = re.compile(r"\b(?:open|hours|available|call|support|closed?|line|staffed|reach)\b")
 _CLOCK = re.compile(
-    r"\b(\d{1,2})(?::(\d\d))?\s*(a\.?m\.?|p\.?m\.?|o'clock)(?![a-z])"
+    r"\b(\d{1,2})(?::(\d\d))?\s*(a\.?m\.?|p\.?m\.?|o'clock|in the morning|in the afternoon|"
+    r"in the evening|at night)(?![a-z])"
     r"|\b(noon|midday|midnight)\b"
 )
 
@@ -230,6 +252,10 @@ def extract_quantities(norm: str) -> tuple[Quantity, ...]:
             low = _num(m.group(1))
             high = _num(m.group(2)) if m.group(2) else low
             add(MONEY, low, high, m)
+    if _PRICE_CONTEXT.search(norm):
+        for m in _SPOKEN_PRICE.finditer(norm):  # "twelve ninety nine"
+            value = _num(m.group(1)) + _num(m.group(2)) / 100
+            add(MONEY, value, value, m)
     for m in _CENTS.finditer(norm):
         add(MONEY, _num(m.group(1)) / 100, _num(m.group(1)) / 100, m)
     for m in _FREE.finditer(norm):
@@ -237,6 +263,8 @@ def extract_quantities(norm: str) -> tuple[Quantity, ...]:
     for m in _PERCENT.finditer(norm):
         low = _num(m.group(1))
         add(PERCENT, low, _num(m.group(2)) if m.group(2) else low, m)
+    for m in _SCHEDULE_WORDS.finditer(norm):
+        taken.append((m.start(), m.end()))  # "seven days a week" is a schedule, not a delay
     for m in _DURATION.finditer(norm):
         per = _DAYS_PER[m.group(3)]
         low = _num(m.group(1)) * per
@@ -246,9 +274,20 @@ def extract_quantities(norm: str) -> tuple[Quantity, ...]:
             hour = 0.0 if m.group(4) == "midnight" else 12.0
         else:
             hour = float(m.group(1)) % 12 + (float(m.group(2)) / 60 if m.group(2) else 0.0)
-            if m.group(3).startswith("p"):
+            if m.group(3).startswith(("p", "in the afternoon", "in the evening", "at night")):
                 hour += 12
         add(CLOCK, hour, hour, m)
+    if _SCHEDULE_CONTEXT.search(norm):
+        # Opening hours said bare, "nine to five": the end is in the afternoon/evening.
+        for m in _CLOCK_RANGE.finditer(norm):
+            start, end = float(m.group(1)), float(m.group(3))
+            if not (1 <= start <= 12 and 1 <= end <= 12):
+                continue
+            if any(m.start() < e and s < m.end() for s, e in taken):
+                continue
+            taken.append((m.start(), m.end()))
+            found.append(Quantity(CLOCK, start, start, m.group(0)))
+            found.append(Quantity(CLOCK, end + 12 if end <= start else end, end + 12 if end <= start else end, m.group(0)))
     return tuple(found)
 
 
@@ -272,27 +311,39 @@ _WEEKDAY = re.compile(r"\b(" + "|".join(_WEEKDAYS) + r")s?\b")
 
 
 def extract_dates(norm: str) -> frozenset[str]:
-    """Calendar dates (``MM-DD``) and weekdays (``mon`` ...) named in ``norm``."""
+    """Calendar dates (``MM-DD``) named in ``norm``."""
     dates: set[str] = set()
     for m in _DATE.finditer(norm):
         month = m.group(1) or m.group(4)
         day = m.group(2) or m.group(3)
-        if month == "may" and not m.group(2) and not m.group(3):
-            continue
         dates.add(f"{_MONTHS.index(month) + 1:02d}-{int(day):02d}")
+    return frozenset(dates)
+
+
+_ALL_WEEK = re.compile(
+    r"\b(?:7 days (?:a|1|per) week|every day|everyday|daily|all week|24/7|"
+    r"including weekends|weekends included|weekends too)\b"
+)
+
+
+def extract_weekdays(norm: str) -> frozenset[str]:
+    """The days of the week a schedule names ("Monday to Friday", "weekdays", "every day")."""
+    if _ALL_WEEK.search(norm):
+        return frozenset(w[:3] for w in _WEEKDAYS)
+    days: set[str] = set()
     rest = norm
     for m in _WEEKDAY_RANGE.finditer(norm):
         a, b = _WEEKDAYS.index(m.group(1)), _WEEKDAYS.index(m.group(2))
         for k in range(a, (b if b >= a else b + 7) + 1):
-            dates.add(_WEEKDAYS[k % 7][:3])
+            days.add(_WEEKDAYS[k % 7][:3])
         rest = rest.replace(m.group(0), " ")
-    if re.search(r"\bweekdays?\b|\bbusiness days?\b(?! to)", rest) and "weekend" not in rest:
-        pass  # "business days" qualifies a duration; it is not a schedule
-    for m in _WEEKDAY.finditer(rest):
-        dates.add(m.group(1)[:3])
+    if re.search(r"\bweekdays\b|\bon weekdays?\b", rest):
+        days.update(w[:3] for w in _WEEKDAYS[:5])
     if re.search(r"\bweekends?\b", rest):
-        dates.update({"sat", "sun"})
-    return frozenset(dates)
+        days.update({"sat", "sun"})
+    for m in _WEEKDAY.finditer(rest):
+        days.add(m.group(1)[:3])
+    return frozenset(days)
 
 
 # --- polarity ---------------------------------------------------------------------------------
@@ -353,7 +404,8 @@ DEFAULT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "original_payment": ("original payment", "back to your card", "back on your card",
                              "to your card", "on your card", "refund to the card",
                              "same card", "money back", "cash refund", "full refund",
-                             "to your bank", "back to your account"),
+                             "to your bank", "back to your account", "card you paid with",
+                             "account you paid with", "card you used", "the way you paid"),
         "exchange_only": ("exchange only", "only exchange", "only an exchange",
                           "only do exchanges", "swap it", "exchange it for"),
     },
@@ -423,6 +475,23 @@ def extract_options(
     return frozenset(found)
 
 
+_NAME = re.compile(r"\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)\b")
+_NOT_NAMES = {"I", "Okay", "Yes", "No", "Sorry", "Thank", "Thanks"}
+
+
+def extract_names(text: str) -> frozenset[str]:
+    """Named plans, products or programmes: capitalised multi-word phrases inside a sentence
+    ("our Flex Pay plan"). Sentence-initial words are skipped (capitalised anyway)."""
+    names = set()
+    for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
+        body = sentence.split(" ", 1)[1] if " " in sentence else ""
+        for m in _NAME.finditer(body):
+            words = [w for w in m.group(1).split() if w not in _NOT_NAMES]
+            if len(words) >= 2:
+                names.add(" ".join(words).lower())
+    return frozenset(names)
+
+
 # --- answer facts -----------------------------------------------------------------------------
 
 
@@ -441,6 +510,9 @@ class AnswerFacts:
     dates: frozenset[str] = frozenset()
     polarity: str | None = None
     options: frozenset[tuple[str, str]] = frozenset()
+    weekdays: frozenset[str] = frozenset()
+    names: frozenset[str] = frozenset()
+    charge: str | None = None
 
     def values(self) -> dict[str, Any]:
         """Dimension -> comparable value: quantity kinds -> tuple of Quantity, ``date`` ->
@@ -452,6 +524,12 @@ class AnswerFacts:
                 out[kind] = qs
         if self.dates:
             out[DATE] = self.dates
+        if self.weekdays:
+            out[WEEKDAYS] = self.weekdays
+        if self.names:
+            out[f"{OPTION}:named"] = self.names
+        if self.charge:
+            out[CHARGE] = self.charge
         if self.polarity:
             out[POLARITY] = self.polarity
         families: dict[str, set[str]] = {}
@@ -470,6 +548,9 @@ class AnswerFacts:
             "dates": sorted(self.dates),
             "polarity": self.polarity,
             "options": sorted(f"{f}/{o}" for f, o in self.options),
+            "weekdays": sorted(self.weekdays),
+            "names": sorted(self.names),
+            "charge": self.charge,
         }
 
     @classmethod
@@ -477,6 +558,9 @@ class AnswerFacts:
         return cls(
             quantities=tuple(Quantity(**q) for q in data.get("quantities") or ()),
             dates=frozenset(data.get("dates") or ()),
+            weekdays=frozenset(data.get("weekdays") or ()),
+            names=frozenset(data.get("names") or ()),
+            charge=data.get("charge"),
             polarity=data.get("polarity"),
             options=frozenset(
                 tuple(o.split("/", 1)) for o in data.get("options") or ()  # type: ignore[misc]
@@ -484,16 +568,39 @@ class AnswerFacts:
         )
 
 
+_FEE_WORDS = re.compile(r"\b(?:fee|fees|charge|charged|keep|restocking|penalty|deduct)\b")
+
+
+def extract_charge(norm: str, quantities: Sequence[Quantity]) -> str | None:
+    """``free`` or ``paid``: whether the answer says something costs money at all.
+
+    "There is no fee" and "we keep 15 percent as a restocking fee" state no comparable
+    amount (money vs percent) but contradict each other all the same.
+    """
+    money = [q for q in quantities if q.kind == MONEY]
+    if any(q.high > 0 for q in money):
+        return "paid"
+    if any(q.kind == PERCENT and q.high > 0 for q in quantities) and _FEE_WORDS.search(norm):
+        return "paid"
+    if money:
+        return "free"
+    return None
+
+
 def extract_facts(
     text: str, compiled_options: tuple[tuple[str, str, re.Pattern[str]], ...] | None = None
 ) -> AnswerFacts:
     """All checkable facts of an answer ``text``."""
     norm = words_to_digits(text)
+    quantities = extract_quantities(norm)
     return AnswerFacts(
-        quantities=extract_quantities(norm),
+        quantities=quantities,
+        charge=extract_charge(norm, quantities),
         dates=extract_dates(norm),
         polarity=extract_polarity(norm),
         options=extract_options(norm, compiled_options or _DEFAULT_COMPILED),
+        weekdays=extract_weekdays(norm),
+        names=extract_names(text),
     )
 
 
@@ -511,6 +618,8 @@ def values_agree(dimension: str, a: Any, b: Any) -> bool:
         return a_in_b or b_in_a
     if dimension == DATE:
         return bool(a <= b or b <= a)
+    if dimension in (WEEKDAYS, CHARGE):
+        return bool(a == b)
     if dimension == POLARITY:
         return bool(a == b)
     if dimension.startswith(OPTION):
