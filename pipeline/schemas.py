@@ -1,0 +1,209 @@
+"""Parquet schemas of every table callscope writes: the one place they are defined.
+
+Each table has a pyarrow schema and a function that turns its record into a row. The schema
+version is stored in every file's metadata (``callscope.schema_version``); bump it when a
+column changes meaning or type, and add columns rather than renaming them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.records import CallSummary, DeadLetter, Utterance
+
+SCHEMA_VERSION = "1"
+
+WORD_TYPE = pa.struct(
+    [
+        ("start", pa.float64()),
+        ("end", pa.float64()),
+        ("text", pa.string()),
+        ("probability", pa.float32()),
+    ]
+)
+
+
+def _with_version(schema: pa.Schema, table: str) -> pa.Schema:
+    return schema.with_metadata(
+        {"callscope.schema_version": SCHEMA_VERSION, "callscope.table": table}
+    )
+
+
+CALLS = _with_version(
+    pa.schema(
+        [
+            ("call_id", pa.string()),
+            ("audio", pa.string()),
+            ("agent_id", pa.string()),
+            ("started_at", pa.string()),
+            ("queue", pa.string()),
+            ("language", pa.string()),
+            ("status", pa.string()),
+            ("duration", pa.float64()),
+            ("num_channels", pa.int32()),
+            ("source_sample_rate", pa.int32()),
+            ("source_format", pa.string()),
+            ("agent_channel", pa.int32()),
+            ("customer_channel", pa.int32()),
+            ("num_utterances", pa.int32()),
+            ("num_words", pa.int32()),
+            ("agent_speech", pa.float64()),
+            ("customer_speech", pa.float64()),
+            ("warnings", pa.list_(pa.string())),
+            ("asr_backend", pa.string()),
+            ("asr_model", pa.string()),
+            ("processing_seconds", pa.float64()),
+            ("pipeline_version", pa.string()),
+        ]
+    ),
+    "calls",
+)
+
+UTTERANCES = _with_version(
+    pa.schema(
+        [
+            ("call_id", pa.string()),
+            ("utterance_id", pa.string()),
+            ("role", pa.string()),
+            ("channel", pa.int32()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("text", pa.string()),
+            ("confidence", pa.float32()),
+            ("num_words", pa.int32()),
+            ("words", pa.list_(WORD_TYPE)),
+        ]
+    ),
+    "utterances",
+)
+
+DEAD_LETTER = _with_version(
+    pa.schema(
+        [
+            ("call_id", pa.string()),
+            ("stage", pa.string()),
+            ("error_type", pa.string()),
+            ("message", pa.string()),
+            ("audio", pa.string()),
+        ]
+    ),
+    "dead_letter",
+)
+
+
+def call_row(summary: CallSummary) -> dict[str, Any]:
+    row = asdict(summary)
+    row["warnings"] = list(summary.warnings)
+    return row
+
+
+def utterance_row(utterance: Utterance) -> dict[str, Any]:
+    return {
+        "call_id": utterance.call_id,
+        "utterance_id": utterance.utterance_id,
+        "role": utterance.role,
+        "channel": utterance.channel,
+        "start": utterance.start,
+        "end": utterance.end,
+        "text": utterance.text,
+        "confidence": utterance.confidence,
+        "num_words": len(utterance.words),
+        "words": [asdict(w) for w in utterance.words],
+    }
+
+
+def dead_letter_row(dead: DeadLetter) -> dict[str, Any]:
+    return asdict(dead)
+
+
+# Table name -> (schema, sort key). Rows are written sorted by the key so that a re-run
+# produces byte-comparable tables.
+TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
+    "calls": (CALLS, ("call_id",)),
+    "utterances": (UTTERANCES, ("call_id", "utterance_id")),
+    "dead_letter": (DEAD_LETTER, ("call_id", "stage", "error_type", "message")),
+}
+
+
+def register(name: str, schema: pa.Schema, sort_key: tuple[str, ...]) -> pa.Schema:
+    """Add a table to :data:`TABLES` (used by the stage modules below) and return its schema."""
+    versioned = _with_version(schema, name)
+    TABLES[name] = (versioned, sort_key)
+    return versioned
+
+
+# --- consistency ---
+
+CONSISTENCY_QA_PAIRS = register(
+    "consistency_qa_pairs",
+    pa.schema(
+        [
+            ("qa_id", pa.string()),
+            ("call_id", pa.string()),
+            ("agent_id", pa.string()),
+            ("started_at", pa.string()),
+            ("question_utterance_id", pa.string()),
+            ("question_text", pa.string()),
+            ("question_start", pa.float64()),
+            ("question_end", pa.float64()),
+            ("answer_utterance_ids", pa.list_(pa.string())),
+            ("answer_text", pa.string()),
+            ("answer_start", pa.float64()),
+            ("answer_end", pa.float64()),
+            ("group_id", pa.string()),
+            ("index_version", pa.int32()),
+            ("facts", pa.string()),  # JSON of pipeline.knowledge.AnswerFacts
+            ("question_embedding", pa.list_(pa.float32())),
+            ("answer_embedding", pa.list_(pa.float32())),
+        ]
+    ),
+    ("group_id", "qa_id"),
+)
+
+QUESTION_GROUPS = register(
+    "question_groups",
+    pa.schema(
+        [
+            ("group_id", pa.string()),
+            ("canonical_question", pa.string()),
+            ("num_questions", pa.int64()),
+            ("num_calls", pa.int64()),
+            ("num_agents", pa.int64()),
+            ("index_version", pa.int32()),
+            ("created_version", pa.int32()),
+            ("centroid", pa.list_(pa.float32())),
+            ("embedding_model", pa.string()),
+        ]
+    ),
+    ("group_id",),
+)
+
+CONSISTENCY_FINDINGS = register(
+    "consistency_findings",
+    pa.schema(
+        [
+            ("finding_id", pa.string()),
+            ("group_id", pa.string()),
+            ("canonical_question", pa.string()),
+            ("variant", pa.int32()),
+            ("is_majority", pa.bool_()),
+            ("kinds", pa.list_(pa.string())),
+            ("severity", pa.string()),
+            ("reference", pa.string()),
+            ("stated", pa.string()),
+            ("expected", pa.string()),
+            ("num_answers", pa.int32()),
+            ("agent_ids", pa.list_(pa.string())),
+            ("call_ids", pa.list_(pa.string())),
+            ("question_utterance_ids", pa.list_(pa.string())),
+            ("answer_utterance_ids", pa.list_(pa.string())),
+            ("answer_texts", pa.list_(pa.string())),
+            ("kb_entry_id", pa.string()),
+            ("kb_answer", pa.string()),
+        ]
+    ),
+    ("group_id", "variant"),
+)

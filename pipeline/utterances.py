@@ -1,0 +1,223 @@
+"""Grouping recognised words into utterances, per speaker, then ordering them across speakers.
+
+An utterance ends at a pause, or at a sentence end followed by a short pause, or when it
+grows too long; utterances of both channels are then numbered in time order, so
+``call-0001/u0007`` is the seventh thing said in the call, whoever said it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.pvalue import TaggedOutput
+
+from pipeline import __version__
+from pipeline.records import (
+    AGENT,
+    CUSTOMER,
+    CallHeader,
+    CallSpec,
+    CallSummary,
+    CallTranscript,
+    ChannelTranscript,
+    Utterance,
+    Word,
+)
+
+logger = logging.getLogger(__name__)
+
+SENTENCE_END = (".", "?", "!")
+CALLS = "calls"
+
+
+@dataclass(frozen=True)
+class UtteranceConfig:
+    """How words are grouped into utterances.
+
+    Attributes:
+        max_pause: A silence at least this long between words always ends an utterance
+            (0.8 s: longer than the pauses inside a spoken sentence).
+        sentence_pause: After a word that ends a sentence, this pause is enough.
+        max_duration: An utterance is cut at the next sentence end after this many seconds,
+            and unconditionally at twice this.
+    """
+
+    max_pause: float = 0.8
+    sentence_pause: float = 0.25
+    max_duration: float = 15.0
+
+
+def group_words(words: Sequence[Word], config: UtteranceConfig) -> list[list[Word]]:
+    """Split one speaker's time-ordered ``words`` into utterance-sized groups."""
+    groups: list[list[Word]] = []
+    current: list[Word] = []
+    for word in words:
+        if current:
+            prev = current[-1]
+            gap = word.start - prev.end
+            length = prev.end - current[0].start
+            ends_sentence = prev.text.endswith(SENTENCE_END)
+            if (
+                gap >= config.max_pause
+                or (ends_sentence and gap >= config.sentence_pause)
+                or (ends_sentence and length >= config.max_duration)
+                or length >= 2 * config.max_duration
+            ):
+                groups.append(current)
+                current = []
+        current.append(word)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def build_utterances(
+    call_id: str, channels: Iterable[ChannelTranscript], config: UtteranceConfig | None = None
+) -> tuple[Utterance, ...]:
+    """Utterances of all channels of a call, numbered in time order."""
+    config = config or UtteranceConfig()
+    drafts = []
+    for channel in channels:
+        for group in group_words(channel.words, config):
+            drafts.append((group[0].start, channel.channel, channel.role, group))
+    drafts.sort(key=lambda d: (d[0], d[1]))
+    utterances = []
+    for n, (_, channel_index, role, group) in enumerate(drafts, start=1):
+        utterances.append(
+            Utterance(
+                utterance_id=f"{call_id}/u{n:04d}",
+                call_id=call_id,
+                role=role,
+                channel=channel_index,
+                start=group[0].start,
+                end=group[-1].end,
+                text=" ".join(w.text for w in group).strip(),
+                words=tuple(group),
+                confidence=round(sum(w.probability for w in group) / len(group), 4),
+            )
+        )
+    return tuple(utterances)
+
+
+def _speech_seconds(channel: ChannelTranscript | None) -> float | None:
+    if channel is None:
+        return None
+    return round(sum(r.end - r.start for r in channel.regions), 3)
+
+
+def summarize_call(
+    spec: CallSpec,
+    header: CallHeader | None,
+    transcript: CallTranscript | None,
+    status: str,
+    asr_backend: str,
+    asr_model: str,
+) -> CallSummary:
+    """The ``calls`` row of one call, processed or not."""
+    channels = transcript.channels if transcript else ()
+    utterances = transcript.utterances if transcript else ()
+    processing = (header.processing_seconds if header else 0.0) + sum(
+        c.processing_seconds for c in channels
+    )
+    return CallSummary(
+        call_id=spec.call_id,
+        audio=spec.audio,
+        agent_id=spec.agent_id,
+        started_at=spec.started_at,
+        queue=spec.queue,
+        language=spec.language,
+        status=status,
+        duration=header.duration if header else None,
+        num_channels=header.num_channels if header else None,
+        source_sample_rate=header.source_sample_rate if header else None,
+        source_format=header.source_format if header else None,
+        agent_channel=spec.agent_channel,
+        customer_channel=spec.customer_channel,
+        num_utterances=len(utterances),
+        num_words=sum(len(u.words) for u in utterances),
+        agent_speech=_speech_seconds(transcript.channel_of(AGENT)) if transcript else None,
+        customer_speech=_speech_seconds(transcript.channel_of(CUSTOMER)) if transcript else None,
+        warnings=header.warnings if header else (),
+        asr_backend=asr_backend,
+        asr_model=asr_model,
+        processing_seconds=round(processing, 3),
+        pipeline_version=__version__,
+    )
+
+
+class AssembleFn(beam.DoFn):
+    """Join a call's header, channel transcripts and failures into utterances and a summary."""
+
+    def __init__(self, config: UtteranceConfig, asr_backend: str, asr_model: str):
+        super().__init__()
+        self.config = config
+        self.asr_backend = asr_backend
+        self.asr_model = asr_model
+        self.calls_done = Metrics.counter("callscope", "calls_done")
+        self.calls_failed = Metrics.counter("callscope", "calls_failed")
+
+    def process(self, element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+        call_id, parts = element
+        specs, headers = parts["specs"], parts["headers"]
+        channels = sorted(parts["channels"], key=lambda c: c.channel)
+        if not specs:  # a failure of a call that was never listed cannot happen; be explicit
+            raise ValueError(f"{call_id}: results for a call that is not in the input")
+        spec = specs[0]
+        header = headers[0] if headers else None
+        failed = bool(parts["dead"]) or header is None or len(channels) != header.num_channels
+        if failed:
+            self.calls_failed.inc()
+            yield TaggedOutput(
+                CALLS,
+                summarize_call(spec, header, None, "failed", self.asr_backend, self.asr_model),
+            )
+            return
+        assert header is not None
+        transcript = CallTranscript(
+            header=header,
+            channels=tuple(channels),
+            utterances=build_utterances(call_id, channels, self.config),
+        )
+        status = "warning" if header.warnings else "ok"
+        summary = summarize_call(spec, header, transcript, status, self.asr_backend, self.asr_model)
+        self.calls_done.inc()
+        logger.info(
+            "call %s: %.1f s of audio, %d utterances, %.1f s of processing",
+            call_id, header.duration, len(transcript.utterances), summary.processing_seconds,
+        )
+        yield transcript
+        yield TaggedOutput(CALLS, summary)
+
+
+class AssembleCalls(beam.PTransform):
+    """Join per-call parts by ``call_id``.
+
+    Input: a dict of PCollections ``specs`` (CallSpec), ``headers`` (CallHeader), ``channels``
+    (ChannelTranscript) and ``dead`` (DeadLetter). Output: CallTranscript (main) and
+    CallSummary (``calls``) for every listed call, failed ones included.
+    """
+
+    def __init__(self, config: UtteranceConfig, asr_backend: str, asr_model: str):
+        super().__init__()
+        self.config = config
+        self.asr_backend = asr_backend
+        self.asr_model = asr_model
+
+    def expand(self, parts: dict[str, beam.PCollection]) -> beam.pvalue.DoOutputsTuple:
+        keyed = {
+            name: pcoll | f"Key{name.title()}" >> beam.Map(lambda x: (x.call_id, x))
+            for name, pcoll in parts.items()
+        }
+        return (
+            keyed
+            | "GroupByCall" >> beam.CoGroupByKey()
+            | "BuildUtterances"
+            >> beam.ParDo(AssembleFn(self.config, self.asr_backend, self.asr_model)).with_outputs(
+                CALLS, main="transcripts"
+            )
+        )

@@ -1,0 +1,41 @@
+"""Grouping words into utterances and numbering them across channels."""
+
+from __future__ import annotations
+
+from pipeline.records import ChannelTranscript, Word
+from pipeline.utterances import UtteranceConfig, build_utterances, group_words
+
+
+def _words(spec):
+    return tuple(Word(s, e, t, 0.9) for s, e, t in spec)
+
+
+def test_pauses_and_sentence_ends_split_utterances():
+    words = _words([
+        (0.0, 0.3, "Hello,"), (0.35, 0.6, "thanks"), (0.65, 0.9, "for"), (0.95, 1.3, "calling."),
+        (1.6, 1.9, "How"), (1.95, 2.1, "can"), (2.15, 2.3, "I"), (2.35, 2.7, "help?"),
+        (2.8, 3.0, "Our"), (4.2, 4.5, "fees"),
+    ])
+    groups = group_words(words, UtteranceConfig())
+    texts = [" ".join(w.text for w in g) for g in groups]
+    assert texts == ["Hello, thanks for calling.", "How can I help?", "Our", "fees"]
+
+
+def test_long_run_without_punctuation_is_cut():
+    words = _words([(i * 0.5, i * 0.5 + 0.4, "word") for i in range(100)])
+    groups = group_words(words, UtteranceConfig(max_duration=10.0))
+    assert all(g[-1].end - g[0].start <= 20.0 for g in groups)
+    assert sum(len(g) for g in groups) == 100
+
+
+def test_utterances_are_numbered_in_time_order_across_channels():
+    agent_words = _words([(0.0, 1.0, "Hi."), (5.0, 6.0, "Sure.")])
+    agent = ChannelTranscript("c1", 0, "agent", (), agent_words)
+    customer = ChannelTranscript("c1", 1, "customer", (), _words([(2.0, 3.0, "Help?")]))
+    utterances = build_utterances("c1", [customer, agent])
+    assert [(u.utterance_id, u.role, u.text) for u in utterances] == [
+        ("c1/u0001", "agent", "Hi."),
+        ("c1/u0002", "customer", "Help?"),
+        ("c1/u0003", "agent", "Sure."),
+    ]
+    assert utterances[1].channel == 1 and utterances[1].confidence == 0.9
