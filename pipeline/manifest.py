@@ -46,7 +46,9 @@ def parse_manifest_row(row: Any, base_dir: str) -> CallSpec:
     audio = next((row[k] for k in AUDIO_KEYS if row.get(k)), None)
     if not isinstance(audio, str):
         raise ValueError(f"no audio path (one of {', '.join(AUDIO_KEYS)})")
-    if not _is_remote(audio) and not os.path.isabs(audio):
+    if _is_remote(base_dir) and not _is_remote(audio):
+        audio = f"{base_dir}/{audio}"
+    elif not _is_remote(audio) and not os.path.isabs(audio):
         audio = os.path.normpath(os.path.join(base_dir, audio))
     call_id = row.get("call_id") or os.path.splitext(os.path.basename(audio))[0]
     if not isinstance(call_id, str) or not call_id.strip() or "/" in call_id:
@@ -78,16 +80,24 @@ def read_manifest(path: str) -> tuple[list[CallSpec], list[DeadLetter]]:
     """Read a JSONL manifest; bad rows come back as dead letters."""
     specs: list[CallSpec] = []
     dead: list[DeadLetter] = []
-    base_dir = os.path.dirname(os.path.abspath(path))
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{os.path.basename(path)}:{line_no}"
-            try:
-                specs.append(parse_manifest_row(json.loads(line), base_dir))
-            except (ValueError, json.JSONDecodeError) as e:
-                dead.append(DeadLetter(where, "manifest", type(e).__name__, str(e), path))
+    if _is_remote(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        base_dir = path.rsplit("/", 1)[0]
+        with FileSystems.open(path, compression_type="uncompressed") as f:
+            lines = f.read().decode("utf-8").splitlines()
+    else:
+        base_dir = os.path.dirname(os.path.abspath(path))
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{os.path.basename(path)}:{line_no}"
+        try:
+            specs.append(parse_manifest_row(json.loads(line), base_dir))
+        except (ValueError, json.JSONDecodeError) as e:
+            dead.append(DeadLetter(where, "manifest", type(e).__name__, str(e), path))
     return specs, dead
 
 
@@ -109,7 +119,8 @@ def resolve_input(input_path: str) -> tuple[list[CallSpec], list[DeadLetter]]:
     Raises:
         ValueError: Nothing at all matches ``input_path``.
     """
-    if input_path.endswith((".jsonl", ".ndjson")) and os.path.isfile(input_path):
+    is_manifest = input_path.endswith((".jsonl", ".ndjson"))
+    if is_manifest and (_is_remote(input_path) or os.path.isfile(input_path)):
         specs, dead = read_manifest(input_path)
     else:
         files = find_audio(input_path)
