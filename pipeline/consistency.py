@@ -53,7 +53,6 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
-from pipeline.knowledge import DEFAULT_OPTIONS as DEFAULT_OPTION_LEXICON
 from pipeline.knowledge import (
     CHARGE,
     DURATION,
@@ -70,6 +69,7 @@ from pipeline.knowledge import (
     load_knowledge_base,
     values_agree,
 )
+from pipeline.knowledge import DEFAULT_OPTIONS as DEFAULT_OPTION_LEXICON
 from pipeline.records import AGENT, CUSTOMER, ConsistencyFinding, QAPair
 from pipeline.schemas import CONSISTENCY_FINDINGS, CONSISTENCY_QA_PAIRS, QUESTION_GROUPS
 
@@ -790,8 +790,9 @@ def compare_group(
 
     For each fact dimension (money, duration, polarity, ``option:<family>``, ...), the
     answers that state it are clustered by agreement (:func:`values_agree` with the
-    cluster's first, most common value); the largest cluster is the majority value when it
-    has at least ``min_majority`` answers and is strictly larger than the runner-up. With a
+    cluster's first, most common value); the cluster given by the most agents (then the most
+    answers) is the majority value when it has at least ``min_majority`` answers and is
+    strictly ahead of the runner-up. With a
     knowledge-base ``reference`` that states the dimension, the reference value decides
     instead. Answers whose value disagrees are outliers on that dimension; polarity counts
     only for yes/no questions. An answer's variant is the set of (dimension, value cluster)
@@ -828,13 +829,19 @@ def compare_group(
             majority = agreeing[0] if agreeing else -1
             expected[dim] = describe_value(dim, ref_value)
         else:
-            sizes = sorted((len(ks) for _, ks in clusters), reverse=True)
             if len(clusters) < 2:
                 continue
-            if sizes[0] < config.min_majority or sizes[0] == sizes[1]:
-                logger.debug("group %s: no majority on %s (%s)", group_id, dim, sizes)
+            # The majority is the value most agents give (then most answers): an agent who
+            # repeats a wrong answer in every call must not outvote several agents who
+            # word the right one differently (and not always with the same facts).
+            support = [
+                (len({members[k].pair.agent_id for k in ks}), len(ks)) for _, ks in clusters
+            ]
+            ranked = sorted(support, reverse=True)
+            if ranked[0][1] < config.min_majority or ranked[0] == ranked[1]:
+                logger.debug("group %s: no majority on %s (%s)", group_id, dim, ranked)
                 continue
-            majority = max(range(len(clusters)), key=lambda c: len(clusters[c][1]))
+            majority = support.index(ranked[0])
             expected[dim] = describe_value(dim, clusters[majority][0])
         for c, (rep, ks) in enumerate(clusters):
             if c == majority:

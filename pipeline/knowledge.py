@@ -175,7 +175,10 @@ class Quantity:
     high: float
     text: str
 
-    def overlaps(self, other: Quantity, rel_tol: float = 0.01) -> bool:
+    def overlaps(self, other: Quantity) -> bool:
+        # Durations are loose by nature (a month is 28-31 days, "a year" vs "12 months"):
+        # 5 %; amounts must match to the cent/percent point: 1 %.
+        rel_tol = 0.05 if self.kind == DURATION else 0.01
         tol = rel_tol * max(abs(self.high), abs(other.high), 1.0)
         return self.low <= other.high + tol and other.low <= self.high + tol
 
@@ -722,7 +725,7 @@ def load_knowledge_base(path: str | Path) -> KnowledgeBase:
             raise ValueError(f"knowledge base {p}: entry {n} needs a question and an answer")
         entries.append(
             KnowledgeEntry(
-                entry_id=str(raw.get("id") or raw.get("topic") or f"kb-{n}"),
+                entry_id=str(raw.get("id") or raw.get("group_id") or raw.get("topic") or f"kb-{n}"),
                 question=str(question),
                 answer=str(answer),
                 paraphrases=tuple(str(q) for q in questions if q != question),

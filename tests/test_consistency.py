@@ -1,0 +1,281 @@
+"""Knowledge consistency: fact extraction, QA pairs, grouping, and real Beam runs.
+
+The Beam tests run the whole stage (real MiniLM ONNX encoder of the utterance classifier,
+FnApiRunner) over the generator's multi-agent scenarios (``tools/callgen/consistency.py``)
+and assert the precision/recall reached against its per-pair ground truth. Runtime about
+70-90 s on 2 cores (three small Beam runs; the rest is milliseconds).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.consistency import (
+    Codebook,
+    ConsistencyConfig,
+    UtteranceRow,
+    consolidate,
+    extract_qa_pairs,
+    is_yes_no_question,
+    leader_cluster,
+    load_group_index,
+    question_focus,
+    read_findings,
+    run_consistency,
+    summarize_findings,
+)
+from pipeline.knowledge import (
+    KnowledgeBase,
+    extract_facts,
+    load_knowledge_base,
+    values_agree,
+    words_to_digits,
+)
+from pipeline.records import ConsistencyFinding, QAPair
+from tools.callgen.consistency import KNOWLEDGE_BASE_PATH, generate_consistency_scenarios
+
+# Reached on the scenarios below with the classifier's encoder (see benchmarks/CONSISTENCY.md
+# for larger sets); the issue's target is 0.9 each.
+MIN_PRECISION = 0.95
+MIN_RECALL = 0.9
+
+
+# --- facts ------------------------------------------------------------------------------------
+
+
+def test_words_to_digits_reads_spoken_numbers() -> None:
+    assert words_to_digits("three to five business days") == "3 to 5 business days"
+    assert words_to_digits("twenty-four hours, one hundred and fifty") == "24 hours, 150"
+    assert words_to_digits("twelve ninety nine") == "12 99"
+    assert words_to_digits("within a week") == "within 1 week"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "agree"),
+    [
+        ("Standard shipping takes three to five business days.",
+         "You should have it within five working days.", True),
+        ("Standard shipping takes three to five business days.",
+         "Give it about seven to ten working days.", False),
+        ("Express shipping is twelve ninety nine.",
+         "It costs twelve dollars and ninety nine cents for express.", True),
+        ("Express shipping is twelve ninety nine.", "Express shipping costs $20.", False),
+        ("It is covered for twelve months.", "The warranty is one year.", True),
+        ("You have thirty days from delivery.", "Returns are accepted within a month.", True),
+        ("We are open eight am to eight pm, seven days a week.",
+         "Support hours are nine to five on weekdays.", False),
+        ("The refund goes back to your original payment method.",
+         "You get the money back on the same card you used.", True),
+        ("The refund goes back to your original payment method.",
+         "Refunds are given as store credit.", False),
+        ("Yes, with our Flex Pay plan you can split it.", "Our Easy Split option lets you.", False),
+        ("No, returns are completely free.", "We keep fifteen percent as a restocking fee.",
+         False),
+    ],
+)  # fmt: skip
+def test_answers_agree_or_contradict_on_shared_facts(a: str, b: str, agree: bool) -> None:
+    va, vb = extract_facts(a).values(), extract_facts(b).values()
+    shared = set(va) & set(vb)
+    assert shared, (va, vb)
+    assert all(values_agree(d, va[d], vb[d]) for d in shared) is agree
+
+
+def test_polarity_reads_the_opening_not_incidental_negations() -> None:
+    assert extract_facts("Yes, there is no fee for that.").polarity == "yes"
+    assert extract_facts("No problem, you can return it opened.").polarity == "yes"
+    assert extract_facts("Sorry, we do not deliver outside the country.").polarity == "no"
+    assert extract_facts("Yeah, but unfortunately that's not possible.").polarity == "no"
+    assert extract_facts("No, a shipped order cannot be cancelled.").polarity == "no"
+
+
+def test_facts_round_trip() -> None:
+    facts = extract_facts("Yes, it's $4.99 and ships by UPS, Monday to Friday, in 3-5 days.")
+    from pipeline.knowledge import AnswerFacts
+
+    assert AnswerFacts.from_dict(facts.to_dict()) == facts
+
+
+# --- questions and QA pairs -------------------------------------------------------------------
+
+
+def test_question_focus_and_type() -> None:
+    assert question_focus("Hi, I ordered a jacket. How long does shipping take?") == (
+        "How long does shipping take?"
+    )
+    assert question_focus("Okay, thanks.") is None
+    assert question_focus("I was wondering if you ship to Canada") is not None
+    assert is_yes_no_question("Can I return an opened item?")
+    assert not is_yes_no_question("How long does shipping take?")
+
+
+def _u(n: int, role: str, start: float, text: str, labels: tuple[str, ...] = ()) -> UtteranceRow:
+    return UtteranceRow(f"c1/u{n:04d}", "c1", role, start, start + 2.0, text, labels)
+
+
+def test_extract_qa_pairs_ends_answers_at_the_next_question() -> None:
+    rows = [
+        _u(1, "agent", 0, "Thanks for calling, how can I help?"),
+        _u(2, "customer", 3, "Hi. How long does shipping take?"),
+        _u(3, "agent", 6, "Standard shipping takes three to five days."),
+        _u(4, "customer", 8.5, "Okay."),
+        _u(5, "agent", 9, "Express is next day."),
+        _u(6, "customer", 12, "And is there a restocking fee?"),
+        _u(7, "agent", 15, "No, returns are free."),
+        _u(8, "agent", 18, "Is there anything else I can help you with?"),
+        _u(9, "customer", 21, "I need to change my address on the account please."),
+        _u(10, "agent", 24, "Sure, let me do that."),
+        _u(11, "customer", 27, "Shipping is expensive", ("question",)),
+        _u(12, "agent", 80, "Sorry, I was away."),
+    ]
+    pairs = extract_qa_pairs(rows, "agent-1", None, ConsistencyConfig())
+    assert [(p.qa_id, p.answer_utterance_ids) for p in pairs] == [
+        ("c1/u0002", ("c1/u0003", "c1/u0005")),
+        ("c1/u0006", ("c1/u0007",)),
+    ]
+    assert pairs[0].question_text == "How long does shipping take?"
+    assert pairs[0].agent_id == "agent-1"
+    assert QAPair.from_dict(pairs[0].to_dict()) == pairs[0]
+
+
+# --- grouping ---------------------------------------------------------------------------------
+
+
+def test_leader_clustering_groups_without_all_pairs() -> None:
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(5, 32)).astype(np.float32)
+    centers /= np.linalg.norm(centers, axis=1, keepdims=True)
+    points = centers[rng.integers(5, size=400)] + 0.05 * rng.normal(size=(400, 32))
+    points = (points / np.linalg.norm(points, axis=1, keepdims=True)).astype(np.float32)
+    book = Codebook(np.zeros((0, 0), np.float32), [])
+    for batch in np.array_split(points, 8):
+        book = leader_cluster(book, batch, threshold=0.8)
+    book = consolidate(book, 0.8)
+    assert len(book.counts) == 5
+    assert sum(book.counts) == 400
+
+
+# --- knowledge base ---------------------------------------------------------------------------
+
+
+def test_load_knowledge_base_yaml_and_csv(tmp_path: Path) -> None:
+    kb = load_knowledge_base(KNOWLEDGE_BASE_PATH)
+    assert len(kb.entries) == 15
+    assert kb.entries[0].entry_id == "shipping_time"
+    path = tmp_path / "kb.csv"
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, ["id", "question", "answer"])
+        w.writeheader()
+        w.writerow({"id": "fee", "question": "What is the late fee?", "answer": "It is $30."})
+    assert load_knowledge_base(path) == KnowledgeBase(
+        (load_knowledge_base(path).entries[0],), {}, str(path)
+    )
+    with pytest.raises(ValueError, match="does not exist"):
+        load_knowledge_base(tmp_path / "missing.yaml")
+    (tmp_path / "bad.csv").write_text("question,answer\nonly a question,\n")
+    with pytest.raises(ValueError, match="needs a question and an answer"):
+        load_knowledge_base(tmp_path / "bad.csv")
+
+
+# --- the Beam stage ---------------------------------------------------------------------------
+
+
+def write_scenario_tables(calls: list[dict[str, Any]], out: Path) -> tuple[set[str], set[str]]:
+    """The generator's calls as ``utterances`` and ``calls`` tables; returns (question ids of
+    contradicting answers, question ids of approved answers)."""
+    utterances, rows, wrong, right = [], [], set(), set()
+    for call in calls:
+        rows.append({"call_id": call["call_id"], "agent_id": call["agent_id"],
+                     "started_at": None, "queue": "retail"})  # fmt: skip
+        for t in call["turns"]:
+            utterances.append(
+                {"call_id": call["call_id"], "utterance_id": t["turn_id"], "role": t["speaker"],
+                 "channel": 0 if t["speaker"] == "agent" else 1, "start": t["start"],
+                 "end": t["end"], "text": t["text"], "confidence": 1.0}
+            )  # fmt: skip
+        for qa in call["qa_pairs"]:
+            (right if qa["correct"] else wrong).add(qa["question_turn_id"])
+    for name, table in (("utterances", utterances), ("calls", rows)):
+        (out / name).mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(table), out / name / f"part-{len(calls)}.parquet")
+    return wrong, right
+
+
+def flagged_questions(out_dir: Path) -> set[str]:
+    rows = read_findings(str(out_dir)).to_pylist()
+    return {q for r in rows if not r["is_majority"] for q in r["question_utterance_ids"]}
+
+
+@pytest.fixture(scope="module")
+def encoder_available() -> None:
+    pytest.importorskip("pipeline.classifier", reason="needs the classifier's MiniLM encoder")
+
+
+def test_consistency_run_finds_contradictions_and_grows_incrementally(
+    tmp_path: Path, encoder_available: None
+) -> None:
+    calls = generate_consistency_scenarios(150, 6, seed=11)
+    first, later = calls[:110], calls[110:]
+    wrong, right = write_scenario_tables(first, tmp_path / "day1")
+    out = tmp_path / "out"
+
+    result = run_consistency(str(tmp_path / "day1/utterances"), str(tmp_path / "day1/calls"),
+                             str(out))  # fmt: skip
+    flagged = flagged_questions(out)
+    precision = len(flagged & wrong) / max(len(flagged), 1)
+    recall = len(flagged & wrong) / len(wrong)
+    assert precision >= MIN_PRECISION, (precision, sorted(flagged - wrong))
+    assert recall >= MIN_RECALL, (recall, sorted(wrong - flagged))
+    # Agreeing answers in different words are never flagged.
+    assert not flagged & right
+    index = load_group_index(str(out))
+    assert result.index_version == 1
+    assert 13 <= index.size <= 17  # 15 scenario questions; close ones may merge or split
+    assert result.num_qa_pairs == len(wrong) + len(right)
+    findings = [ConsistencyFinding.from_dict(r) for r in read_findings(str(out)).to_pylist()]
+    assert all(f.severity in ("high", "medium", "low") for f in findings if not f.is_majority)
+    summary = summarize_findings(str(out))
+    assert f"{index.size} question groups" in summary and "majority" in summary
+
+    # Day 2: new calls join the existing groups; day-1 answers still take part.
+    wrong2, right2 = write_scenario_tables(later, tmp_path / "day2")
+    result2 = run_consistency(str(tmp_path / "day2/utterances"), str(tmp_path / "day2/calls"),
+                              str(out))  # fmt: skip
+    index2 = load_group_index(str(out))
+    assert result2.index_version == 2
+    assert index2.group_ids == index.group_ids  # no new groups for known questions
+    flagged2 = flagged_questions(out)
+    all_wrong = wrong | wrong2
+    assert len(flagged2 & all_wrong) / len(all_wrong) >= MIN_RECALL
+    assert not flagged2 & (right | right2)
+    assert flagged & wrong <= flagged2  # day-1 findings are kept
+
+
+def test_knowledge_base_contradiction_is_flagged_even_when_agents_agree(
+    tmp_path: Path, encoder_available: None
+) -> None:
+    calls = generate_consistency_scenarios(40, 4, seed=5)
+    write_scenario_tables(calls, tmp_path / "in")
+    kb = tmp_path / "kb.csv"
+    with kb.open("w", newline="") as f:
+        w = csv.DictWriter(f, ["id", "question", "answer"])
+        w.writeheader()
+        # Every agent says $25; the approved fee is $30.
+        w.writerow({"id": "late_fee", "question": "What is the late payment fee?",
+                    "answer": "The late payment fee is thirty dollars."})  # fmt: skip
+    out = tmp_path / "out"
+    run_consistency(str(tmp_path / "in/utterances"), str(tmp_path / "in/calls"), str(out),
+                    kb_path=str(kb))  # fmt: skip
+    rows = read_findings(str(out)).to_pylist()
+    late = [r for r in rows if r["kb_entry_id"] == "late_fee"]
+    assert late, summarize_findings(str(out))
+    outliers = [r for r in late if not r["is_majority"]]
+    assert outliers and all("knowledge_base" in r["kinds"] for r in outliers)
+    assert any("$25.00" in r["stated"] and "$30.00" in r["expected"] for r in outliers)
+    assert all(r["reference"] == "knowledge_base" for r in late)
