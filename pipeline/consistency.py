@@ -740,7 +740,8 @@ class GroupQuestions(beam.PTransform):
 # --- 4. comparing answers -------------------------------------------------------------------
 
 _SEVERITY = {
-    CHARGE: "high", MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high", DURATION: "medium",
+    CHARGE: "high", MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high",
+    DURATION: "medium",
     SEMANTIC: "low",
 }  # fmt: skip
 _SEVERITY_ORDER = ("none", "low", "medium", "high")

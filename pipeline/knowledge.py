@@ -205,7 +205,8 @@ def _num(s: str) -> float:
 
 
 _FREE = re.compile(
-    r"\b(?:(?<!feel )(?<!interest )(?<!interest-)(?<!toll )(?<!hands )free(?! to)|no (?:extra )?(?:charge|fee|cost)|free of charge|"
+    r"\b(?:(?<!feel )(?<!interest )(?<!interest-)(?<!toll )(?<!hands )free(?! to)|"
+    r"no (?:extra )?(?:charge|fee|cost)|free of charge|"
     r"(?:does not|doesn't|won't|will not) cost (?:you )?anything|at no (?:extra )?cost)\b"
 )
 _MONEY_PATTERNS = (
@@ -216,7 +217,9 @@ _MONEY_PATTERNS = (
     ),
 )
 _PRICE_CONTEXT = re.compile(r"\b(?:cost|costs|price|priced|fee|charge|charges|pay|extra|is)\b")
-_SPOKEN_PRICE = re.compile(r"\b(\d{1,4}) ([1-9]\d)\b(?!\s*(?:%|percent|days?|weeks?|months?|years?|hours?|am|pm))")
+_NOT_AFTER_AMOUNT = r"(?!\s*(?:%|percent|days?|weeks?|months?|years?|hours?|am|pm|business|working|"
+_NOT_AFTER_AMOUNT += r"dollars?|payments?|installments?))"
+_SPOKEN_PRICE = re.compile(r"\b(\d{1,4}) ([1-9]\d)\b" + _NOT_AFTER_AMOUNT)
 _CENTS = re.compile(rf"\b{_NUM}\s*cents?\b")
 _PERCENT = re.compile(rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:%|percent|per cent)")
 _DURATION = re.compile(
@@ -225,8 +228,12 @@ _DURATION = re.compile(
     r"(hour|day|night|week|fortnight|month|year)s?\b"
 )
 _SCHEDULE_WORDS = re.compile(r"\b\d+\s+days?\s+(?:a|per|1)\s+week\b|\b24\s*/\s*7\b")
-_CLOCK_RANGE = re.compile(r"\b(\d{1,2})(?::(\d\d))?\s+(?:to|until|till|-)\s+(\d{1,2})(?::(\d\d))?\b(?!\s*(?:%|percent|days?|weeks?|months?|years?|hours?|business|working|dollars?|payments?|installments?))")
-_SCHEDULE_CONTEXT = re.compile(r"\b(?:open|hours|available|call|support|closed?|line|staffed|reach)\b")
+_CLOCK_RANGE = re.compile(
+    r"\b(\d{1,2})(?::(\d\d))?\s+(?:to|until|till|-)\s+(\d{1,2})(?::(\d\d))?\b" + _NOT_AFTER_AMOUNT
+)
+_SCHEDULE_CONTEXT = re.compile(
+    r"\b(?:open|hours|available|call|support|closed?|line|staffed|reach)\b"
+)
 _CLOCK = re.compile(
     r"\b(\d{1,2})(?::(\d\d))?\s*(a\.?m\.?|p\.?m\.?|o'clock|in the morning|in the afternoon|"
     r"in the evening|at night)(?![a-z])"
@@ -290,7 +297,8 @@ def extract_quantities(norm: str) -> tuple[Quantity, ...]:
                 continue
             taken.append((m.start(), m.end()))
             found.append(Quantity(CLOCK, start, start, m.group(0)))
-            found.append(Quantity(CLOCK, end + 12 if end <= start else end, end + 12 if end <= start else end, m.group(0)))
+            end = end + 12 if end <= start else end
+            found.append(Quantity(CLOCK, end, end, m.group(0)))
     return tuple(found)
 
 
