@@ -255,9 +255,29 @@ def _pitch_track(
         best = np.argmax(band, axis=1)
         peak = band[np.arange(len(chunk)), best]
         lag = best + lag_min
+        rows = np.arange(len(chunk))
+        # Octave check: prefer a period a half or a third as long when its peak is nearly as
+        # high (the taper correction favours long lags, so multiples of the period win ties).
+        for k in (2, 3):
+            sub = np.round(lag / k).astype(np.int64)
+            ok_sub = sub - 1 >= lag_min
+            sub = np.clip(sub, lag_min + 1, lag_max - 1)
+            around = np.maximum(
+                np.maximum(norm[rows, sub - 1], norm[rows, sub]), norm[rows, sub + 1]
+            )
+            better = ok_sub & (around >= 0.85 * peak)
+            shift_to = (
+                sub
+                - 1
+                + np.argmax(
+                    np.stack([norm[rows, sub - 1], norm[rows, sub], norm[rows, sub + 1]]), axis=0
+                )
+            )
+            lag = np.where(better, shift_to, lag)
+            peak = np.where(better, norm[rows, lag], peak)
         # Parabolic interpolation around the peak for sub-sample lags.
-        left = norm[np.arange(len(chunk)), np.maximum(lag - 1, 0)]
-        right = norm[np.arange(len(chunk)), np.minimum(lag + 1, lag_max)]
+        left = norm[rows, np.maximum(lag - 1, 0)]
+        right = norm[rows, np.minimum(lag + 1, lag_max)]
         denom = left - 2 * peak + right
         shift = np.where(np.abs(denom) > 1e-9, 0.5 * (left - right) / denom, 0.0)
         f0 = rate / (lag + np.clip(shift, -0.5, 0.5))

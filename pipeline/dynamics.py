@@ -111,6 +111,8 @@ class DynamicsConfig:
             when all its words are backchannel words ("oh okay, right").
         min_overlap_seconds: Overlap shorter than this is turn-taking jitter (VAD padding,
             simultaneous starts), not an interruption.
+        turn_pause_bridge: Pauses shorter than this inside one party's speech (commas,
+            breaths; the VAD already splits at 0.3 s) keep the floor with that party.
         non_talk_min_seconds: Both channels silent this long is non-talk time. 3 s is the
             dead-air threshold of comparable tools (e.g. CallMiner, Observe.AI).
         hold_min_seconds: An agent absence this long, with the customer mostly silent, is a
@@ -118,9 +120,10 @@ class DynamicsConfig:
         hold_max_customer_share: Above this share of customer speech inside an agent
             absence, the agent is listening, not holding.
         hold_resume_min_seconds: After a status update, an absence this long continues the
-            hold.
-        hold_update_max_seconds: Agent speech inside a hold this short (with the absence
-            resuming after it) is a status update rather than the end of the hold.
+            hold (longer than the 3-6 s look-up pauses that follow a return from hold).
+        hold_update_max_seconds: Agent speech inside a hold this short (one or two
+            sentences, with the absence resuming after it) is a status update rather than
+            the end of the hold.
         hold_request_window: The hold request is looked for in agent speech ending this
             many seconds before the hold.
         hold_answer_window: Customer speech starting within this many seconds of the
@@ -163,11 +166,12 @@ class DynamicsConfig:
     backchannel_max_seconds: Seconds = 1.0
     backchannel_lexical_max_seconds: Seconds = 1.6
     min_overlap_seconds: Seconds = 0.3
+    turn_pause_bridge: Seconds = 0.6
     non_talk_min_seconds: Seconds = 3.0
     hold_min_seconds: Seconds = 10.0
     hold_max_customer_share: float = 0.25
-    hold_resume_min_seconds: Seconds = 3.0
-    hold_update_max_seconds: Seconds = 12.0
+    hold_resume_min_seconds: Seconds = 6.0
+    hold_update_max_seconds: Seconds = 8.0
     hold_request_window: Seconds = 20.0
     hold_answer_window: Seconds = 5.0
     hold_feedback_interval: Seconds = 30.0
@@ -239,12 +243,17 @@ def _words_of(text: str) -> list[str]:
 
 
 def _activity(channel: ChannelTranscript) -> list[Span]:
-    """Speech spans of a channel: VAD regions (words when there are none), minus music."""
+    """Speech spans of a channel: VAD regions (words when there are none), minus hold music."""
     spans = [(r.start, r.end) for r in channel.regions]
     if not spans:
         spans = _merge(((w.start, w.end) for w in channel.words), gap=0.3)
     acoustics = channel.acoustics
-    music = list(acoustics.music) if isinstance(acoustics, ChannelAcoustics) else []
+    # Hold music plays on the agent's side; music on the customer's line is their background.
+    music = (
+        list(acoustics.music)
+        if isinstance(acoustics, ChannelAcoustics) and channel.role == AGENT
+        else []
+    )
     if music:
         spans = [(a, b) for a, b in spans if _overlap(music, a, b) < 0.5 * (b - a)]
     return _merge(spans)
@@ -260,18 +269,26 @@ def _words_in(words: Sequence[Word], a: Seconds, b: Seconds) -> list[Word]:
 def _overlaps(
     spans: Mapping[str, list[Span]], words: Mapping[str, Sequence[Word]], config: DynamicsConfig
 ) -> list[dict[str, Any]]:
-    """Interruptions and backchannels between the agent and the customer."""
+    """Interruptions and backchannels between the agent and the customer.
+
+    A party's pauses inside a turn (the VAD splits at commas and breaths) do not give up the
+    floor: the other party starting in such a pause still interrupts, and the first party
+    resuming after it does not.
+    """
+    bridge = config.turn_pause_bridge
+    turns = {role: _merge(role_spans, gap=bridge) for role, role_spans in spans.items()}
     found = []
     for actor, other in ((AGENT, CUSTOMER), (CUSTOMER, AGENT)):
+        previous_end = float("-inf")
         for a, b in spans[actor]:
-            for x, y in spans[other]:
+            resumed = a - previous_end <= bridge
+            previous_end = b
+            if resumed:
+                continue
+            for x, y in turns[other]:
                 if not x < a < y:
                     continue
                 overlap_end = min(b, y)
-                if overlap_end - a < config.min_overlap_seconds and b - a > (
-                    config.backchannel_max_seconds
-                ):
-                    continue
                 text = " ".join(w.text for w in _words_in(words[actor], a, b)).strip()
                 tokens = _words_of(text)
                 lexical = bool(tokens) and all(t in BACKCHANNEL_WORDS for t in tokens)
@@ -279,7 +296,7 @@ def _overlaps(
                     lexical and b - a <= config.backchannel_lexical_max_seconds and y > b
                 )
                 if not is_bc and overlap_end - a < config.min_overlap_seconds:
-                    continue
+                    break
                 found.append(
                     {
                         "type": "backchannel" if is_bc else "interruption",
@@ -324,7 +341,7 @@ def _holds(
     """Agent absences with a mostly silent customer, merged across status updates."""
     gaps = []
     for (_, e), (s, _) in zip(agent, agent[1:], strict=False):
-        if s - e >= config.hold_resume_min_seconds:
+        if s - e >= min(config.hold_resume_min_seconds, config.hold_min_seconds):
             if _overlap(customer, e, s) <= config.hold_max_customer_share * (s - e):
                 gaps.append((e, s))
     holds: list[_Hold] = []
@@ -332,6 +349,7 @@ def _holds(
         last = holds[-1] if holds else None
         if (
             last is not None
+            and b - a >= config.hold_resume_min_seconds
             and a - last.end <= config.hold_update_max_seconds
             and last.end - last.gaps[0][0] >= config.hold_min_seconds
         ):

@@ -1,0 +1,372 @@
+"""Tests of the conversation-dynamics stage (pipeline.dynamics).
+
+Unit tests build small calls with known timing; the ground-truth tests run the real Silero
+VAD (and Whisper tiny.en where words matter) on generated fixture calls and assert the
+precision and recall reached (see benchmarks/DYNAMICS.md for the full set).
+Runtime: about 2 minutes on 2 cores, most of it VAD and ASR on the fixture calls.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline.acoustics import analyze_channel
+from pipeline.dynamics import ComputeDynamics, DynamicsConfig, analyze_call, compute_dynamics
+from pipeline.records import (
+    AGENT,
+    CUSTOMER,
+    UNKNOWN,
+    CallHeader,
+    CallMetrics,
+    CallSpec,
+    CallTranscript,
+    ChannelTranscript,
+    Event,
+    SpeechRegion,
+    Word,
+)
+from pipeline.utterances import build_utterances
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_dynamics import FIXTURES, Score, evaluate, load_truths, transcribe_call  # noqa: E402
+
+RATE = 16000
+
+
+def _words(start: float, end: float, text: str) -> list[Word]:
+    tokens = text.split()
+    step = (end - start) / len(tokens)
+    return [Word(start + i * step, start + (i + 1) * step, t, 0.9) for i, t in enumerate(tokens)]
+
+
+def _call(
+    turns: list[tuple[str, float, float, str]],
+    duration: float,
+    call_id: str = "call-0001",
+    mono: bool = False,
+    acoustics: dict[str, object] | None = None,
+) -> CallTranscript:
+    roles = [UNKNOWN] if mono else [AGENT, CUSTOMER]
+    channels = []
+    for index, role in enumerate(roles):
+        mine = [t for t in turns if mono or t[0] == role]
+        words = [w for _, a, b, text in mine for w in _words(a, b, text)]
+        channels.append(
+            ChannelTranscript(
+                call_id,
+                index,
+                role,
+                tuple(SpeechRegion(a, b) for _, a, b, _ in mine),
+                tuple(words),
+                (acoustics or {}).get(role),
+            )
+        )
+    header = CallHeader(
+        spec=CallSpec(call_id, f"{call_id}.wav"),
+        duration=duration,
+        num_channels=len(roles),
+        sample_rate=RATE,
+        source_sample_rate=8000,
+        source_format="FLAC/PCM_16",
+    )
+    return CallTranscript(header, tuple(channels), build_utterances(call_id, channels))
+
+
+def _of(events: list[Event], kind: str) -> list[Event]:
+    return [e for e in events if e.type == kind]
+
+
+def test_agent_interruption_and_backchannels_are_told_apart():
+    call = _call(
+        [
+            (CUSTOMER, 0.5, 8.0, "I have been waiting for twenty minutes and nobody helped me"),
+            (AGENT, 3.0, 3.6, "mm-hm"),
+            (AGENT, 6.5, 10.0, "let me stop you there I need your account number"),
+            (CUSTOMER, 11.0, 13.0, "it is one two three four"),
+        ],
+        duration=14.0,
+    )
+    events, metrics = compute_dynamics(call)
+    (interruption,) = _of(events, "interruption")
+    assert interruption.actor == AGENT and (interruption.start, interruption.end) == (6.5, 8.0)
+    assert json.loads(interruption.attributes) == {"interrupted": CUSTOMER, "overlap": 1.5}
+    (bc,) = _of(events, "backchannel")
+    assert bc.actor == AGENT and json.loads(bc.attributes)["text"] == "mm-hm"
+    assert metrics.agent_interruptions == 1 and metrics.customer_interruptions == 0
+    assert metrics.agent_backchannels == 1 and metrics.interruption_seconds == 1.5
+    assert events[0].event_id == "call-0001/e0001"
+
+
+def test_resuming_after_a_pause_is_not_an_interruption():
+    call = _call(
+        [
+            (CUSTOMER, 0.5, 4.0, "and I want to know what you will do about it"),
+            (AGENT, 4.2, 7.0, "okay let me check your account first please"),
+            (CUSTOMER, 4.5, 6.0, "because I am not paying"),
+        ],
+        duration=8.0,
+    )
+    events, _ = compute_dynamics(call)
+    (interruption,) = _of(events, "interruption")
+    assert interruption.actor == AGENT
+
+
+def test_non_talk_time_uses_the_three_second_threshold():
+    call = _call(
+        [
+            (AGENT, 0.5, 3.0, "thank you for calling how can I help"),
+            (CUSTOMER, 5.9, 8.0, "my card was declined"),  # 2.9 s gap: not non-talk
+            (AGENT, 12.0, 14.0, "let me check that for you"),  # 4 s gap: non-talk
+        ],
+        duration=15.0,
+    )
+    events, metrics = compute_dynamics(call)
+    (gap,) = _of(events, "non_talk")
+    assert (gap.start, gap.end) == (8.0, 12.0)
+    assert metrics.non_talk_seconds == 4.0 and metrics.non_talk_longest == 4.0
+    assert metrics.non_talk_share == pytest.approx(4.0 / 15.0, abs=1e-3)
+
+
+def _hold_call(permission: bool, agreed: bool, update_at: float | None, hold_s: float):
+    turns = [
+        (AGENT, 0.5, 3.0, "thank you for calling how can I help"),
+        (CUSTOMER, 3.5, 6.0, "my parcel never arrived"),
+    ]
+    request = "would you mind if I place you on a brief hold?" if permission else "hold on please"
+    turns.append((AGENT, 6.5, 9.0, request))
+    start = 9.0
+    if agreed:
+        turns.append((CUSTOMER, 9.5, 10.3, "sure go ahead"))
+        start = 10.3
+    end = start + hold_s
+    if update_at is not None:
+        turns.append(
+            (
+                AGENT,
+                start + update_at,
+                start + update_at + 4.0,
+                "thank you for waiting, I am still checking",
+            )
+        )
+        end += 4.0
+    turns.append((AGENT, end, end + 2.0, "thank you for holding"))
+    return _call(turns, duration=end + 3.0), start, end
+
+
+@pytest.mark.parametrize(
+    ("permission", "agreed", "update_at", "hold_s", "over"),
+    [
+        (True, True, None, 20.0, False),
+        (True, False, None, 35.0, True),
+        (False, False, 25.0, 40.0, False),
+        (True, True, 45.0, 56.0, True),
+    ],
+)
+def test_holds_and_their_etiquette(permission, agreed, update_at, hold_s, over):
+    call, start, end = _hold_call(permission, agreed, update_at, hold_s)
+    events, metrics = compute_dynamics(call)
+    (hold,) = _of(events, "hold")
+    attrs = json.loads(hold.attributes)
+    assert hold.start == pytest.approx(start) and hold.end == pytest.approx(end)
+    assert attrs["requested"] is True
+    assert attrs["permission_asked"] is permission
+    assert attrs["customer_agreed"] is (permission and agreed)
+    assert attrs["updates"] == (update_at is not None)
+    assert attrs["over_limit_without_update"] is over
+    assert metrics.holds == 1 and metrics.hold_seconds == pytest.approx(end - start, abs=1e-3)
+    assert metrics.holds_over_limit_without_update == int(over)
+
+
+def test_listening_to_a_long_customer_turn_is_not_a_hold():
+    call = _call(
+        [
+            (AGENT, 0.5, 3.0, "how can I help"),
+            (CUSTOMER, 3.5, 30.0, "long story " * 30),
+            (AGENT, 30.5, 33.0, "I understand"),
+        ],
+        duration=34.0,
+    )
+    assert analyze_call(call).metrics.holds == 0
+
+
+def _tone(seconds: float, dbfs: float, f0: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * RATE)) / RATE
+    x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    x = x / np.sqrt(np.mean(x**2)) * 10 ** (dbfs / 20)
+    return (x + rng.standard_normal(x.size) * 10 ** (-65 / 20)).astype(np.float32)
+
+
+def test_venting_window_from_loud_negative_customer_speech():
+    calm = "I would like to ask about my bill please"
+    angry = "this is ridiculous and I am fed up with your useless terrible service"
+    turns = [(AGENT, 0.5, 3.0, "how can I help you today")]
+    turns.append((CUSTOMER, 3.5, 8.0, calm + "."))
+    turns.append((AGENT, 8.5, 11.0, "let me look at that"))
+    t = 11.5
+    for _ in range(4):
+        turns.append((CUSTOMER, t, t + 4.0, angry + "."))
+        t += 4.3
+    turns.append((AGENT, t + 0.5, t + 3.0, "I am so sorry about this"))
+    turns.append((CUSTOMER, t + 3.5, t + 6.0, calm + "."))
+    duration = t + 7.0
+    customer_audio = np.concatenate([_tone(duration, -70, 150)])
+    for _, a, b, text in turns:
+        if _ == CUSTOMER:
+            level = -20 if text.startswith("this") else -28
+            customer_audio[int(a * RATE) : int(b * RATE)] = _tone(b - a, level, 150)[
+                : int(b * RATE) - int(a * RATE)
+            ]
+    regions = [SpeechRegion(a, b) for r, a, b, _ in turns if r == CUSTOMER]
+    acoustics = {CUSTOMER: analyze_channel(customer_audio, RATE, regions)}
+    result = analyze_call(_call(turns, duration, acoustics=acoustics))
+    (window,) = _of(list(result.events), "venting")
+    attrs = json.loads(window.attributes)
+    assert window.start == pytest.approx(11.5) and window.end == pytest.approx(t - 0.3)
+    assert attrs["loudness_delta_db"] == pytest.approx(8.0, abs=0.5)
+    assert attrs["negative_words"] >= 8 and attrs["agent_interrupted"] is False
+    assert attrs["agent_response_text"] == "I am so sorry about this"
+    assert result.metrics.venting_windows == 1
+    loud = {u.utterance_id: u for u in result.utterances}
+    assert all(
+        u.loudness is not None and 0 <= u.loudness <= 100
+        for u in loud.values()
+        if u.role == CUSTOMER
+    )
+
+
+def test_pace_talk_share_latency_and_monologue():
+    fast = " ".join(["word"] * 20)  # 20 words in 4 s: 300 wpm
+    call = _call(
+        [
+            (AGENT, 0.0, 4.0, fast),
+            (CUSTOMER, 5.0, 9.0, "one two three four five six seven eight"),  # 120 wpm
+            (AGENT, 9.5, 13.5, "one two three four five six seven eight nine ten"),
+        ],
+        duration=20.0,
+    )
+    events, m = compute_dynamics(call)
+    assert len(_of(events, "fast_pace")) == 1
+    assert m.agent_words_per_minute == pytest.approx(30 / 8 * 60, abs=0.1)
+    assert m.customer_words_per_minute == pytest.approx(120.0, abs=0.1)
+    assert m.agent_pace_flag is True and m.agent_fast_utterances == 1
+    assert m.agent_talk_seconds == 8.0 and m.customer_talk_seconds == 4.0
+    assert m.agent_talk_share == 0.4 and m.agent_talk_ratio == pytest.approx(2 / 3, abs=1e-3)
+    assert m.response_latency_mean == 0.5 and m.response_latency_count == 1
+    assert m.longest_agent_monologue == 4.0
+
+
+@pytest.mark.parametrize("case", ["mono", "no_speech", "silent_customer", "no_channels"])
+def test_degenerate_calls_give_sensible_values(case):
+    if case == "mono":
+        call = _call([(UNKNOWN, 1.0, 4.0, "hello is anybody there")], 10.0, mono=True)
+    elif case == "no_speech":
+        call = _call([], 30.0)
+    elif case == "silent_customer":
+        call = _call([(AGENT, 1.0, 4.0, "hello is anybody there")], 10.0)
+    else:
+        call = CallTranscript(CallHeader(CallSpec("x", "x.wav"), 0.0, 0, RATE, 8000, "WAV"), (), ())
+    events, m = compute_dynamics(call)
+    assert isinstance(m, CallMetrics) and CallMetrics.from_dict(m.to_dict()) == m
+    if case in ("mono", "no_channels"):
+        assert m.interruptions is None and m.holds is None and m.agent_talk_share is None
+    if case == "no_speech":
+        assert m.non_talk_seconds == 30.0 and m.non_talk_share == 1.0
+        assert m.interruptions == 0 and m.response_latency_mean is None
+    if case == "silent_customer":
+        assert m.customer_talk_seconds == 0.0 and m.customer_words_per_minute is None
+        assert m.agent_talk_ratio == 1.0
+    assert all(e.start <= e.end for e in events)
+
+
+def test_beam_transform_routes_outputs_and_dead_letters():
+    good = _call([(AGENT, 0.5, 2.0, "hello there"), (CUSTOMER, 6.0, 8.0, "hi")], 9.0)
+    bad = _call([], 5.0, call_id="call-bad")
+    bad = CallTranscript(bad.header, ("not a channel",), ())  # type: ignore[arg-type]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create([good, bad]) | "Dynamics" >> ComputeDynamics(DynamicsConfig())
+        assert_that(
+            out.call_metrics | "MetricIds" >> beam.Map(lambda m: m.call_id),
+            equal_to(["call-0001"]),
+            label="CheckMetrics",
+        )
+        assert_that(
+            out.events | "EventTypes" >> beam.Map(lambda e: e.type),
+            equal_to(["non_talk"]),
+            label="CheckEvents",
+        )
+        assert_that(
+            out.dead_letter | "DeadIds" >> beam.Map(lambda d: (d.call_id, d.stage)),
+            equal_to([("call-bad", "dynamics")]),
+            label="CheckDead",
+        )
+        assert_that(
+            out.utterance_metrics | "UttCount" >> beam.combiners.Count.Globally(),
+            equal_to([2]),
+            label="CheckUtterances",
+        )
+
+
+# ------------------------------------------------------------------ ground truth, real VAD
+
+VAD_CALLS = ("dyn-000", "dyn-001", "dyn-002", "dyn-003", "dyn-004", "dyn-006", "dyn-008", "dyn-009")
+ASR_CALLS = ("dyn-000", "dyn-003", "dyn-011")
+
+
+@pytest.fixture(scope="module")
+def truths():
+    return {t["call_id"]: t for t in load_truths(FIXTURES)}
+
+
+def test_detectors_against_ground_truth_with_silero_vad(truths):
+    """Real VAD regions, no words at all: the acoustic detectors on their own."""
+    from pipeline.vad import SileroVad
+
+    vad = SileroVad()
+    scores: dict[str, Score] = {}
+    checks: dict[str, list[bool]] = {}
+    for call_id in VAD_CALLS:
+        call = transcribe_call(truths[call_id], FIXTURES, "real", vad=vad)
+        call = CallTranscript(
+            call.header,
+            tuple(
+                ChannelTranscript(c.call_id, c.channel, c.role, c.regions, (), c.acoustics)
+                for c in call.channels
+            ),
+            (),
+        )
+        evaluate(truths[call_id], analyze_call(call).events, scores, checks)
+    for kind in ("interruption", "non_talk", "hold", "typing"):
+        assert scores[kind].truth > 0, kind
+        assert scores[kind].precision >= 0.9, (kind, scores[kind].row())
+        assert scores[kind].recall >= 0.9, (kind, scores[kind].row())
+    assert scores["backchannel"].precision >= 0.9 and scores["backchannel"].recall >= 0.8
+    assert scores["hold"].ious and min(scores["hold"].ious) >= 0.85
+    assert all(checks["hold_music"]) and np.mean(checks["hold_updates"]) >= 0.8
+
+
+def test_hold_etiquette_and_venting_with_whisper_words(truths):
+    """Real VAD and Whisper tiny.en words: request wording, agreement and venting."""
+    from pipeline.asr import AsrConfig, create_backend
+    from pipeline.vad import SileroVad
+
+    vad, asr = SileroVad(), create_backend(AsrConfig())
+    scores: dict[str, Score] = {}
+    checks: dict[str, list[bool]] = {}
+    for call_id in ASR_CALLS:
+        call = transcribe_call(truths[call_id], FIXTURES, "real", vad=vad, asr=asr)
+        evaluate(truths[call_id], analyze_call(call).events, scores, checks)
+    assert scores["hold"].recall == 1.0 and scores["hold"].precision == 1.0
+    for key in ("hold_permission_asked", "hold_customer_agreed", "hold_over_30s_without_update"):
+        assert all(checks[key]), (key, checks[key])
+    assert scores["venting"].truth >= 1
+    assert scores["venting"].recall == 1.0 and scores["venting"].precision == 1.0
+    assert min(scores["venting"].ious) >= 0.6
