@@ -119,8 +119,9 @@ class DynamicsConfig:
             hold. Well above look-up pauses (3-6 s) and below the 30 s feedback interval.
         hold_max_customer_share: Above this share of customer speech inside an agent
             absence, the agent is listening, not holding.
-        hold_resume_min_seconds: After a status update, an absence this long continues the
-            hold (longer than the 3-6 s look-up pauses that follow a return from hold).
+        hold_resume_min_seconds: After a status update, an absence this long (or any absence
+            filled with hold music) continues the hold; shorter ones are the pauses of a
+            conversation resumed after the hold.
         hold_update_max_seconds: Agent speech inside a hold this short (one or two
             sentences, with the absence resuming after it) is a status update rather than
             the end of the hold.
@@ -170,7 +171,7 @@ class DynamicsConfig:
     non_talk_min_seconds: Seconds = 3.0
     hold_min_seconds: Seconds = 10.0
     hold_max_customer_share: float = 0.25
-    hold_resume_min_seconds: Seconds = 6.0
+    hold_resume_min_seconds: Seconds = 4.0
     hold_update_max_seconds: Seconds = 8.0
     hold_request_window: Seconds = 20.0
     hold_answer_window: Seconds = 5.0
@@ -335,13 +336,14 @@ class _Hold:
 def _holds(
     agent: Sequence[Span],
     customer: Sequence[Span],
-    duration: Seconds,
+    music: Sequence[Span],
     config: DynamicsConfig,
 ) -> list[_Hold]:
     """Agent absences with a mostly silent customer, merged across status updates."""
     gaps = []
     for (_, e), (s, _) in zip(agent, agent[1:], strict=False):
-        if s - e >= min(config.hold_resume_min_seconds, config.hold_min_seconds):
+        musical = s - e >= 1.0 and _overlap(music, e, s) >= 0.5 * (s - e)
+        if s - e >= min(config.hold_resume_min_seconds, config.hold_min_seconds) or musical:
             if _overlap(customer, e, s) <= config.hold_max_customer_share * (s - e):
                 gaps.append((e, s))
     holds: list[_Hold] = []
@@ -349,7 +351,7 @@ def _holds(
         last = holds[-1] if holds else None
         if (
             last is not None
-            and b - a >= config.hold_resume_min_seconds
+            and (b - a >= config.hold_resume_min_seconds or _overlap(music, a, b) >= 0.5 * (b - a))
             and a - last.end <= config.hold_update_max_seconds
             and last.end - last.gaps[0][0] >= config.hold_min_seconds
         ):
@@ -622,8 +624,8 @@ def analyze_call(
     holds: list[_Hold] = []
     hold_attrs: list[dict[str, Any]] = []
     if two_party:
-        holds = _holds(spans[AGENT], spans[CUSTOMER], duration, config)
         agent_music = list(acoustics[AGENT].music) if AGENT in acoustics else []
+        holds = _holds(spans[AGENT], spans[CUSTOMER], agent_music, config)
         for h in holds:
             attrs = _hold_attributes(h, call.utterances, labels, agent_music, config)
             hold_attrs.append(attrs)
