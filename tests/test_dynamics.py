@@ -370,3 +370,22 @@ def test_hold_etiquette_and_venting_with_whisper_words(truths):
     assert scores["venting"].truth >= 1
     assert scores["venting"].recall == 1.0 and scores["venting"].precision == 1.0
     assert min(scores["venting"].ious) >= 0.6
+
+
+def test_dynamics_rows_fit_their_parquet_schemas():
+    import pyarrow as pa
+
+    from pipeline.schemas import CALL_METRICS, EVENTS, LOUDNESS_SECONDS, UTTERANCE_METRICS
+
+    call, _, _ = _hold_call(True, True, None, 20.0)
+    result = analyze_call(call)
+    tables = [
+        (EVENTS, [e.to_dict() for e in result.events]),
+        (CALL_METRICS, [result.metrics.to_dict()]),
+        (UTTERANCE_METRICS, [u.to_dict() for u in result.utterances]),
+        (LOUDNESS_SECONDS, [s.to_dict() for s in result.seconds]),
+    ]
+    for schema, rows in tables:
+        table = pa.Table.from_pylist(rows, schema=schema)
+        assert table.num_rows == len(rows)
+    assert Event.from_dict(result.events[0].to_dict()) == result.events[0]
