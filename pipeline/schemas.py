@@ -207,3 +207,54 @@ CONSISTENCY_FINDINGS = register(
     ),
     ("group_id", "variant"),
 )
+
+
+# --- dynamics ---
+
+
+def _dynamics_schema(record: type, overrides: dict[str, pa.DataType]) -> pa.Schema:
+    """Columns of a dynamics record in field order; float64 unless overridden."""
+    from dataclasses import fields as _fields
+
+    return pa.schema([(f.name, overrides.get(f.name, pa.float64())) for f in _fields(record)])
+
+
+def _dynamics_tables() -> dict[str, pa.Schema]:
+    from pipeline.records import CallMetrics, Event, LoudnessSecond, UtteranceAcoustics
+
+    ints = {
+        f: pa.int32()
+        for f in (
+            "interruptions agent_interruptions customer_interruptions agent_backchannels "
+            "customer_backchannels non_talk_count holds holds_unannounced "
+            "holds_without_permission holds_without_agreement holds_over_limit_without_update "
+            "hold_updates venting_windows venting_interrupted_by_agent agent_fast_utterances "
+            "response_latency_count second"
+        ).split()
+    }
+    strings = {
+        f: pa.string() for f in "call_id event_id type actor attributes utterance_id role".split()
+    }
+    other = {"agent_pace_flag": pa.bool_()}
+    types = {**ints, **strings, **other}
+    return {
+        "events": register("events", _dynamics_schema(Event, types), ("call_id", "start")),
+        "call_metrics": register(
+            "call_metrics", _dynamics_schema(CallMetrics, types), ("call_id",)
+        ),
+        "utterance_metrics": register(
+            "utterance_metrics", _dynamics_schema(UtteranceAcoustics, types), ("utterance_id",)
+        ),
+        "loudness_seconds": register(
+            "loudness_seconds",
+            _dynamics_schema(LoudnessSecond, types),
+            ("call_id", "role", "second"),
+        ),
+    }
+
+
+_DYNAMICS = _dynamics_tables()
+EVENTS = _DYNAMICS["events"]
+CALL_METRICS = _DYNAMICS["call_metrics"]
+UTTERANCE_METRICS = _DYNAMICS["utterance_metrics"]
+LOUDNESS_SECONDS = _DYNAMICS["loudness_seconds"]
