@@ -601,3 +601,87 @@ class ConsistencyFinding:
         ):  # fmt: skip
             data[name] = tuple(data[name])
         return _from_dict(cls, data)
+
+
+# --- classifier ---
+
+
+@dataclass(frozen=True)
+class ClassifierInput:
+    """One utterance to label, with the previous turn of the other party.
+
+    Attributes:
+        utterance_id: The utterance.
+        call_id: The call.
+        role: ``agent``, ``customer`` or ``unknown`` (scored as both).
+        text: The utterance text ("" is valid and scores low).
+        context: Text of the previous turn of the other party, "" when there is none.
+    """
+
+    utterance_id: str
+    call_id: str
+    role: str
+    text: str
+    context: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClassifierInput:
+        return _from_dict(cls, data)
+
+
+@dataclass(frozen=True)
+class UtteranceLabels:
+    """Classifier result of one utterance (``pipeline.classifier``).
+
+    Attributes:
+        utterance_id: The utterance.
+        call_id: The call.
+        role: Speaker role the utterance was scored as.
+        label_names: The label of each position of ``scores``/``flags`` (the model's order).
+        scores: Probability per label in [0, 1]; the other party's labels are 0.
+        flags: ``score >= threshold`` per label (thresholds from the model's labels.json).
+        truncated: Text or context was longer than the model's 128 tokens and was cut.
+        model_name: Name of the classifier model.
+        model_version: Version of the classifier model.
+    """
+
+    utterance_id: str
+    call_id: str
+    role: str
+    label_names: tuple[str, ...]
+    scores: tuple[float, ...]
+    flags: tuple[bool, ...]
+    truncated: bool
+    model_name: str
+    model_version: str
+
+    def __post_init__(self) -> None:
+        if not len(self.label_names) == len(self.scores) == len(self.flags):
+            raise ValueError(
+                f"{self.utterance_id}: label_names, scores and flags differ in length")
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Names of the labels whose flag is set."""
+        return tuple(n for n, f in zip(self.label_names, self.flags, strict=True) if f)
+
+    def score(self, label: str) -> float:
+        """Score of ``label`` (ValueError for an unknown label)."""
+        try:
+            return self.scores[self.label_names.index(label)]
+        except ValueError:
+            raise ValueError(f"unknown label {label!r}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UtteranceLabels:
+        data = dict(data)
+        for key in ("label_names", "scores", "flags"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return _from_dict(cls, data)

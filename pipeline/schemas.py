@@ -119,6 +119,11 @@ def dead_letter_row(dead: DeadLetter) -> dict[str, Any]:
     return asdict(dead)
 
 
+def record_row(record: Any) -> dict[str, Any]:
+    """The row of a flat record whose fields are the table's columns."""
+    return asdict(record)
+
+
 # Table name -> (schema, sort key). Rows are written sorted by the key so that a re-run
 # produces byte-comparable tables.
 TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
@@ -258,3 +263,82 @@ EVENTS = _DYNAMICS["events"]
 CALL_METRICS = _DYNAMICS["call_metrics"]
 UTTERANCE_METRICS = _DYNAMICS["utterance_metrics"]
 LOUDNESS_SECONDS = _DYNAMICS["loudness_seconds"]
+
+
+# --- classifier ---
+
+
+def _classifier_table() -> pa.Schema:
+    from models.utterance_classifier.labels import LABELS
+
+    columns = [("call_id", pa.string()), ("utterance_id", pa.string()), ("role", pa.string())]
+    columns += [(f"score_{label}", pa.float32()) for label in LABELS]
+    columns += [(label, pa.bool_()) for label in LABELS]
+    columns += [("labels", pa.list_(pa.string())), ("truncated", pa.bool_()),
+                ("model_name", pa.string()), ("model_version", pa.string())]
+    return register("utterance_labels", pa.schema(columns), ("call_id", "utterance_id"))
+
+
+UTTERANCE_LABELS = _classifier_table()
+
+
+def utterance_labels_row(record: Any) -> dict[str, Any]:
+    """Row of :data:`UTTERANCE_LABELS` for a ``pipeline.records.UtteranceLabels``.
+
+    One ``score_<label>`` float and one ``<label>`` boolean column per label, so SQL can
+    say ``WHERE empathy`` or ``AVG(score_empathy)``.
+    """
+    row: dict[str, Any] = {"call_id": record.call_id, "utterance_id": record.utterance_id,
+                           "role": record.role}
+    for name, score, flag in zip(record.label_names, record.scores, record.flags, strict=True):
+        row[f"score_{name}"] = score
+        row[name] = flag
+    row.update(labels=list(record.labels), truncated=record.truncated,
+               model_name=record.model_name, model_version=record.model_version)
+    return row
+
+
+# --- scorecard ---
+
+SCORECARDS = register(
+    "scorecards",
+    pa.schema(
+        [
+            ("call_id", pa.string()),
+            ("agent_id", pa.string()),
+            ("queue", pa.string()),
+            ("started_at", pa.string()),
+            ("score", pa.float64()),
+            ("checks_passed", pa.int32()),
+            ("checks_applicable", pa.int32()),
+            ("failed_checks", pa.list_(pa.string())),
+            ("checks", pa.string()),  # JSON {check: true | false | null}
+            ("greeting", pa.bool_()),
+            ("identification", pa.bool_()),
+            ("offer_help", pa.bool_()),
+            ("thanks", pa.bool_()),
+            ("courtesy_count", pa.int32()),
+            ("agent_interruptions", pa.int32()),
+            ("venting_windows", pa.int32()),
+            ("venting_acknowledged", pa.int32()),
+            ("complaints", pa.int32()),
+            ("apologies", pa.int32()),
+            ("blame_statements", pa.int32()),
+            ("overwhelm_statements", pa.int32()),
+            ("jargon_statements", pa.int32()),
+            ("rushing_statements", pa.int32()),
+            ("paraphrases", pa.int32()),
+            ("holds", pa.int32()),
+            ("holds_without_permission", pa.int32()),
+            ("holds_over_limit_without_update", pa.int32()),
+            ("typing_over_customer_seconds", pa.float64()),
+            ("agent_pace_flag", pa.bool_()),
+            ("next_steps", pa.bool_()),
+            ("customer_upset", pa.bool_()),
+            ("supervisor_requested", pa.bool_()),
+            ("customer_satisfied", pa.bool_()),
+            ("label_model", pa.string()),
+        ]
+    ),
+    ("call_id",),
+)

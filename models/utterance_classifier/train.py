@@ -157,7 +157,7 @@ def main() -> None:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         head.eval()
         with torch.no_grad():
             u, c, r, y = dev_x

@@ -1,0 +1,106 @@
+"""Throughput and memory of the ONNX utterance classifier on CPU.
+
+Each model variant (fp32, int8) runs in its own worker process, as a Beam worker would:
+it loads the classifier (1 intra-op thread by default), warms up, then labels the same
+utterances (test split of the corpus, with their contexts) at batch sizes 1, 8, 32, 64.
+Reported: utterances/second per batch size and the worker's peak RSS.
+
+Run: ``.venv/bin/python benchmarks/bench_classifier.py --out /tmp/bench_classifier.json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZES = (1, 8, 32, 64)
+MODELS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+
+
+def load_utterances(n: int) -> list[tuple[str, str, str]]:
+    """``n`` test-split utterances with their contexts, in corpus order."""
+    path = ROOT / "models" / "utterance_classifier" / "corpus.jsonl"
+    rows = [json.loads(line) for line in path.open(encoding="utf-8")]
+    test = [(r["role"], r["text"], r["context"]) for r in rows if r["split"] == "test"]
+    return test[:n]
+
+
+def worker(model_file: str, threads: int, n: int, min_seconds: float) -> dict[str, object]:
+    """Runs in the child process: one model, all batch sizes."""
+    from pipeline.classifier import ClassifierConfig, UtteranceClassifier
+
+    clf = UtteranceClassifier(ClassifierConfig(model_file=model_file, intra_op_threads=threads,
+                                               use_cuda=False))
+    data = load_utterances(n)
+    clf.predict(data[:64])  # warm-up
+    results = {}
+    for bs in BATCH_SIZES:
+        done, start = 0, time.perf_counter()
+        while True:
+            for s in range(0, len(data), bs):
+                clf.predict(data[s : s + bs])
+            done += len(data)
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        results[str(bs)] = round(done / elapsed, 1)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"model_file": model_file, "utterances_per_second": results,
+            "peak_rss_mb": round(peak_kb / 1024, 1), "providers": list(clf.providers)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="JSON results path")
+    parser.add_argument("--threads", type=int, default=1, help="intra-op threads per worker")
+    parser.add_argument("--n", type=int, default=256, help="utterances per pass")
+    parser.add_argument("--min-seconds", type=float, default=3.0,
+                        help="repeat passes until this long per batch size")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.threads, args.n, args.min_seconds)))
+        return
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    data = load_utterances(args.n)
+    mean_chars = sum(len(t) for _, t, _ in data) / len(data)
+    report: dict[str, object] = {
+        "machine": {"python": platform.python_version(), "cpu": platform.processor(),
+                    "cpus": __import__("os").cpu_count()},
+        "threads_per_worker": args.threads, "utterances": len(data),
+        "mean_text_chars": round(mean_chars, 1), "models": {},
+    }
+    for name, model_file in MODELS.items():
+        out = subprocess.run(
+            [sys.executable, __file__, "--out", str(args.out), "--threads", str(args.threads),
+             "--n", str(args.n), "--min-seconds", str(args.min_seconds),
+             "--worker", model_file],
+            check=True, capture_output=True, text=True)
+        report["models"][name] = json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[index]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    header = "model  " + "".join(f"  bs={bs:<5}" for bs in BATCH_SIZES) + "  peak RSS MB"
+    print(f"utterances/second, {args.threads} intra-op thread(s) per worker, "
+          f"{len(data)} test utterances (+context), mean {mean_chars:.0f} chars")
+    print(header)
+    for name, res in report["models"].items():  # type: ignore[union-attr]
+        ups = res["utterances_per_second"]
+        print(f"{name:<6} " + "".join(f"  {ups[str(bs)]:<8}" for bs in BATCH_SIZES)
+              + f"  {res['peak_rss_mb']}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
