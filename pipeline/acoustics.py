@@ -14,19 +14,23 @@ square wave reads 0 dBFS and a full-scale sine -3 dBFS. Silence is floored at
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
+import apache_beam as beam
 import numpy as np
 from scipy import ndimage, signal
 
-from pipeline.records import Seconds, SpeechRegion
+from pipeline.deadletter import DEAD_LETTER, StageFn
+from pipeline.records import ChannelAudio, Seconds, SpeechRegion
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "AcousticsConfig",
     "ChannelAcoustics",
+    "MeasureAcoustics",
     "analyze_channel",
     "power_mean_db",
 ]
@@ -378,3 +382,39 @@ def _music_spans(
         if b - a >= config.music_min_duration:
             spans.append((round(a, 2), round(b, 2)))
     return tuple(spans)
+
+
+# --------------------------------------------------------------------------- Beam
+
+
+class AcousticsFn(StageFn):
+    """Attach :class:`ChannelAcoustics` to a channel (after the VAD, before ASR)."""
+
+    stage = "acoustics"
+
+    def __init__(self, config: AcousticsConfig):
+        super().__init__()
+        self.config = config
+
+    def run(self, element: ChannelAudio) -> Iterator[ChannelAudio]:
+        started = time.perf_counter()
+        features = analyze_channel(
+            element.samples, element.sample_rate, element.regions, self.config
+        )
+        elapsed = time.perf_counter() - started
+        yield replace(
+            element, acoustics=features, processing_seconds=element.processing_seconds + elapsed
+        )
+
+
+class MeasureAcoustics(beam.PTransform):
+    """ChannelAudio -> ChannelAudio with ``acoustics`` (main), DeadLetter (``dead_letter``)."""
+
+    def __init__(self, config: AcousticsConfig | None = None):
+        super().__init__()
+        self.config = config or AcousticsConfig()
+
+    def expand(self, channels: beam.PCollection) -> beam.pvalue.DoOutputsTuple:
+        return channels | "AnalyzeChannel" >> beam.ParDo(AcousticsFn(self.config)).with_outputs(
+            DEAD_LETTER, main="channels"
+        )

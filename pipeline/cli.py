@@ -96,6 +96,9 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         job_logger.setLevel(logging.INFO)
         job_logger.addFilter(_WorkerLogFilter(total))
     result = run(args.input, args.out, config, beam_args)
+    if args.consistency and result.utterances:
+        print()
+        _run_consistency(args.out, args.kb, [])
     print()
     print(f"callscope: {result.calls} calls ({result.calls_ok} processed, "
           f"{result.calls_failed} failed), {result.utterances} utterances, "
@@ -142,11 +145,28 @@ def _cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_consistency(args: argparse.Namespace, beam_args: list[str]) -> int:
+def _run_consistency(out_dir: str, kb: str | None, beam_args: list[str]) -> None:
+    from apache_beam.options.pipeline_options import PipelineOptions
+
     from pipeline import consistency
 
-    consistency.run_consistency(args.out_dir, kb_path=args.kb, beam_args=beam_args)
-    print(consistency.summarize_findings(args.out_dir))
+    options = PipelineOptions(beam_args) if beam_args else None
+    result = consistency.run_consistency(
+        os.path.join(out_dir, "utterances"),
+        os.path.join(out_dir, "calls"),
+        out_dir,
+        kb_path=kb,
+        pipeline_options=options,
+    )
+    logger.info(
+        "consistency: %d question-answer pairs in %d groups, %d findings (index v%d)",
+        result.num_qa_pairs, result.num_groups, result.num_findings, result.index_version,
+    )
+    print(consistency.summarize_findings(out_dir))
+
+
+def _cmd_consistency(args: argparse.Namespace, beam_args: list[str]) -> int:
+    _run_consistency(args.out_dir, args.kb, beam_args)
     return 0
 
 
@@ -169,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="longest call accepted, in seconds")
     run.add_argument("--output-shards", type=int, default=1,
                      help="Parquet files per table (0: let the runner decide)")
+    run.add_argument("--no-consistency", dest="consistency", action="store_false",
+                     help="skip the knowledge-consistency check across the run's calls")
+    run.add_argument("--kb", help="approved answers (YAML or CSV) for the consistency check")
 
     query = sub.add_parser("query", help="SQL over a run's tables with DuckDB")
     query.add_argument("sql", nargs="?", help="SQL; tables: calls, utterances, dead_letter, ...")

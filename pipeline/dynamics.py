@@ -20,8 +20,12 @@ Event types and their ``attributes`` (a JSON object):
   "agent_response_start", "agent_response_text"}``. ``agent_response_utterance_id`` joins
   with the classifier's labels (e.g. ``empathy``) in SQL.
 - ``typing``: keyboard typing on the agent channel. ``{"clicks", "over_customer"}``.
-- ``fast_pace``: an agent utterance faster than ``agent_max_wpm``.
-  ``{"utterance_id", "words_per_minute", "words"}``.
+- ``fast_pace``: an agent utterance spoken well above the agent's own rate in the same call
+  (syllables per second of speech, relative to the rest of the agent's speech; see
+  :func:`_fast_utterances`). ``{"utterance_id", "words", "syllables", "speech_seconds",
+  "words_per_minute", "syllables_per_second", "baseline_syllables_per_second",
+  "rate_ratio"}``; ``words_per_minute`` is over the utterance's speech time. The absolute
+  practice limit is the call-level ``agent_pace_flag`` (``agent_max_wpm``).
 - ``monologue``: an agent stretch of at least ``monologue_event_seconds``.
 """
 
@@ -151,9 +155,26 @@ class DynamicsConfig:
             baseline (the lower quartile, so a long rant does not lift its own baseline).
         pace_min_words: Utterances with fewer words get no words-per-minute value.
         pace_min_seconds: Utterances shorter than this get no words-per-minute value.
-        agent_max_wpm: Agent pace limit in words per minute. Coaching practice puts clear
-            phone speech at 140-160 wpm and flags above ~180 ("slow down, speak plainly").
-        fast_pace_min_words: Fewest words for a fast-pace event on one utterance.
+        agent_max_wpm: Call-level agent pace limit in words per minute (``agent_pace_flag``).
+            Practice: coaching guidance puts clear conversational phone speech at 140-160 wpm
+            and flags agents above ~180 ("slow down, speak plainly"). It is a property of
+            the agent's whole call, not of one utterance: voices differ too much for an
+            absolute per-utterance limit (the generated voices speak 180-255 wpm normally).
+        fast_pace_ratio: An agent utterance is rushed when its syllables per second of
+            speech are at least this many times the agent's rate over the rest of the call.
+            Measured on the generated set (benchmarks/DYNAMICS.md): normal agent utterances
+            of 8+ words reach at most 1.17x, utterances rendered at tempo 1.35 at least 1.32x
+            (real VAD); 1.25 sits between and matches the ~25 % speed-up a listener notices.
+        fast_pace_min_words: Fewest words for a fast-pace event. Rates of short phrases
+            ("Could you tell me when this started?") swing by +-30 % with a voice's rhythm;
+            on the generated set 6-7-word phrases reach 1.25x, 8+ words at most 1.17x.
+        fast_pace_min_wpm: Floor in words per minute of speech time: an utterance faster
+            than the agent's own baseline but slower than this is not rushed in absolute
+            terms. Practice: the upper end of conversational pace (160 wpm).
+        pace_baseline_min_words: Agent utterances with at least this many words form the
+            baseline (shorter ones are mostly backchannels with unreliable rates).
+        pace_baseline_min_seconds: Least agent speech (outside the utterance judged) for a
+            baseline; with less, no utterance is judged. 10 s is a few sentences.
         latency_max_seconds: A customer-to-agent gap longer than this is a pause or hold,
             not response latency.
         monologue_max_gap: Agent speech separated by less than this (and no customer turn)
@@ -189,7 +210,11 @@ class DynamicsConfig:
     pace_min_words: int = 3
     pace_min_seconds: Seconds = 1.0
     agent_max_wpm: float = 180.0
+    fast_pace_ratio: float = 1.25
     fast_pace_min_words: int = 8
+    fast_pace_min_wpm: float = 160.0
+    pace_baseline_min_words: int = 5
+    pace_baseline_min_seconds: Seconds = 10.0
     latency_max_seconds: Seconds = 5.0
     monologue_max_gap: Seconds = 2.0
     monologue_event_seconds: Seconds = 30.0
@@ -238,6 +263,27 @@ def _r(x: float | None, nd: int = 3) -> float | None:
 
 def _words_of(text: str) -> list[str]:
     return re.findall(r"[a-z]+(?:[-'][a-z]+)*", text.lower())
+
+
+_VOWEL_GROUP = re.compile(r"[aeiouy]+")
+_DIGITS = re.compile(r"\d")
+
+
+def syllable_count(text: str) -> int:
+    """Approximate syllables of ``text``: vowel groups per word, silent final *e* dropped.
+
+    A spelling heuristic, right for most English words within one syllable; rates are only
+    ever compared within one speaker's call, so its bias cancels out. Digits count one
+    syllable each (ASR may write numbers as digits).
+    """
+    total = len(_DIGITS.findall(text))
+    for word in _words_of(text):
+        word = word.replace("'", "").replace("-", "")
+        n = len(_VOWEL_GROUP.findall(word))
+        if n > 1 and word.endswith("e") and not word.endswith(("le", "ee", "ye")):
+            n -= 1
+        total += max(n, 1)
+    return total
 
 
 # --------------------------------------------------------------------------- speech activity
@@ -582,6 +628,82 @@ def _wpm(words: int, seconds: float, config: DynamicsConfig) -> float | None:
     return round(words / seconds * 60.0, 1)
 
 
+@dataclass(frozen=True)
+class _Rate:
+    utterance: Utterance
+    words: int
+    syllables: int
+    speech: Seconds
+
+
+def _speech_time(u: Utterance, regions: Sequence[Span]) -> Seconds:
+    """Seconds of speech inside an utterance: VAD regions, else word spans.
+
+    Pauses between sentences are not speech: a rate over the utterance's span would call a
+    speaker who pauses slow. Word spans closer than 0.3 s (the VAD's own minimum silence)
+    are joined.
+    """
+    inside = _overlap(regions, u.start, u.end) if regions else 0.0
+    if inside > 0.0:
+        return inside
+    return _total(_merge(((w.start, w.end) for w in u.words), gap=0.3))
+
+
+def _fast_utterances(
+    utterances: Sequence[Utterance], regions: Sequence[Span], config: DynamicsConfig
+) -> list[dict[str, Any]]:
+    """Agent utterances spoken well above the agent's own rate in the call.
+
+    The rate is syllables per second of speech (less sensitive to word length than words
+    per minute). Each utterance is compared with the pooled rate of the agent's other
+    utterances (total syllables over total speech time, so long utterances weigh more and
+    the one judged does not lift its own baseline).
+    """
+    rates = []
+    for u in utterances:
+        if len(u.words) < config.pace_baseline_min_words:
+            continue
+        speech = _speech_time(u, regions)
+        if speech > 0.0:
+            text = " ".join(w.text for w in u.words)
+            rates.append(_Rate(u, len(u.words), syllable_count(text), speech))
+    total_syllables = sum(r.syllables for r in rates)
+    total_speech = sum(r.speech for r in rates)
+    found = []
+    for r in rates:
+        if r.words < config.fast_pace_min_words:
+            continue
+        rest_speech = total_speech - r.speech
+        if rest_speech < config.pace_baseline_min_seconds:
+            continue
+        baseline = (total_syllables - r.syllables) / rest_speech
+        rate = r.syllables / r.speech
+        wpm = r.words / r.speech * 60.0
+        if baseline <= 0.0 or rate < config.fast_pace_ratio * baseline:
+            continue
+        if wpm < config.fast_pace_min_wpm:
+            continue
+        found.append(
+            {
+                "type": "fast_pace",
+                "actor": AGENT,
+                "start": r.utterance.start,
+                "end": r.utterance.end,
+                "attributes": {
+                    "utterance_id": r.utterance.utterance_id,
+                    "words": r.words,
+                    "syllables": r.syllables,
+                    "speech_seconds": _r(r.speech),
+                    "words_per_minute": _r(wpm, 1),
+                    "syllables_per_second": _r(rate, 2),
+                    "baseline_syllables_per_second": _r(baseline, 2),
+                    "rate_ratio": _r(rate / baseline),
+                },
+            }
+        )
+    return found
+
+
 def analyze_call(
     call: CallTranscript,
     config: DynamicsConfig | None = None,
@@ -698,7 +820,6 @@ def analyze_call(
 
     # Per-utterance loudness and pace.
     utterance_rows = []
-    fast = 0
     for u in call.utterances:
         ac = acoustics.get(u.role)
         db = ac.loudness(u.start, u.end) if ac is not None else None
@@ -714,18 +835,18 @@ def analyze_call(
                 pitch_hz=_r(ac.pitch(u.start, u.end), 1) if ac is not None else None,
             )
         )
-        if (
-            u.role == AGENT
-            and wpm is not None
-            and wpm > config.agent_max_wpm
-            and len(u.words) >= config.fast_pace_min_words
-        ):
-            fast += 1
-            drafts.append(
-                {"type": "fast_pace", "actor": AGENT, "start": u.start, "end": u.end,
-                 "attributes": {"utterance_id": u.utterance_id, "words_per_minute": wpm,
-                                "words": len(u.words)}}
-            )  # fmt: skip
+
+    fast_drafts = (
+        _fast_utterances(
+            [u for u in call.utterances if u.role == AGENT],
+            [(r.start, r.end) for r in agent_ch.regions],
+            config,
+        )
+        if agent_ch is not None
+        else []
+    )
+    drafts += fast_drafts
+    fast = len(fast_drafts)
 
     def party_wpm(role: str) -> float | None:
         us = [u for u in call.utterances if u.role == role]
@@ -893,9 +1014,13 @@ class DynamicsDoFn(beam.DoFn):
         self.failed = Metrics.counter("dynamics", "calls_failed")
         self.events = Metrics.counter("dynamics", "events")
 
-    def process(self, call: CallTranscript) -> Iterator[Any]:
+    def process(
+        self, element: CallTranscript | tuple[CallTranscript, Mapping[str, Iterable[str]]]
+    ) -> Iterator[Any]:
+        # A bare transcript, or a transcript with its classifier labels by utterance_id.
+        call, labels = element if isinstance(element, tuple) else (element, None)
         try:
-            result = analyze_call(call, self.config)
+            result = analyze_call(call, self.config, labels)
         except Exception as e:  # any failure of one call becomes a dead letter
             logger.exception("dynamics failed for %s", getattr(call, "call_id", "?"))
             self.failed.inc()
@@ -924,6 +1049,9 @@ class DynamicsDoFn(beam.DoFn):
 
 class ComputeDynamics(beam.PTransform):
     """Beam transform: ``PCollection[CallTranscript]`` to the dynamics tables.
+
+    Elements may also be ``(CallTranscript, labels)`` pairs, ``labels`` mapping utterance ids
+    to the classifier's label names (hold requests and updates are then taken from them).
 
     Returns a ``DoOutputsTuple`` with the outputs ``events`` (:class:`Event`),
     ``call_metrics`` (:class:`CallMetrics`), ``utterance_metrics``

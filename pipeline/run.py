@@ -24,15 +24,25 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline import __version__
+from pipeline.acoustics import AcousticsConfig, MeasureAcoustics
 from pipeline.asr import AsrConfig
 from pipeline.asr.transcribe import Transcribe
 from pipeline.audio import HEADERS, AudioConfig, DecodeCalls
+from pipeline.classifier import ClassifierConfig, LabelUtterances
 from pipeline.deadletter import DEAD_LETTER
+from pipeline.dynamics import ComputeDynamics, DynamicsConfig
 from pipeline.manifest import resolve_input
-from pipeline.records import CallSpec, DeadLetter
-from pipeline.schemas import call_row, dead_letter_row, utterance_row
+from pipeline.records import CallSpec, CallTranscript, ClassifierInput, DeadLetter
+from pipeline.schemas import (
+    call_row,
+    dead_letter_row,
+    record_row,
+    utterance_labels_row,
+    utterance_row,
+)
+from pipeline.scorecard import ScoreCalls, ScorecardConfig
 from pipeline.sinks import WriteTable, clear_tables, read_table
-from pipeline.utterances import CALLS, AssembleCalls, UtteranceConfig
+from pipeline.utterances import CALLS, AssembleCalls, UtteranceConfig, previous_turns
 from pipeline.vad import DetectSpeech, VadConfig
 
 logger = logging.getLogger(__name__)
@@ -48,8 +58,12 @@ class RunConfig:
 
     audio: AudioConfig = field(default_factory=AudioConfig)
     vad: VadConfig = field(default_factory=VadConfig)
+    acoustics: AcousticsConfig = field(default_factory=AcousticsConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
     utterances: UtteranceConfig = field(default_factory=UtteranceConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
+    scorecard: ScorecardConfig = field(default_factory=ScorecardConfig)
     output_shards: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,10 +91,12 @@ class TranscribeCalls(beam.PTransform):
     def expand(self, specs: beam.PCollection) -> dict[str, beam.PCollection]:
         decoded = specs | "Decode" >> DecodeCalls(self.config.audio)
         speech = decoded.channels | "DetectSpeech" >> DetectSpeech(self.config.vad)
-        words = speech.channels | "Transcribe" >> Transcribe(self.config.asr)
+        acoustics = speech.channels | "MeasureAcoustics" >> MeasureAcoustics(self.config.acoustics)
+        words = acoustics.channels | "Transcribe" >> Transcribe(self.config.asr)
         dead = (
             decoded[DEAD_LETTER],
             speech[DEAD_LETTER],
+            acoustics[DEAD_LETTER],
             words[DEAD_LETTER],
         ) | "StageFailures" >> beam.Flatten()
         assembled = {
@@ -113,22 +129,87 @@ def build(
         | "SpreadCalls" >> beam.Reshuffle()
     )
     outputs = calls | "TranscribeCalls" >> TranscribeCalls(config)
+    transcripts = outputs["transcripts"]
+    labelled = (
+        transcripts
+        | "ClassifierInputs" >> beam.FlatMap(classifier_inputs)
+        | "LabelUtterances" >> LabelUtterances(config.classifier)
+    )
+    labels_by_call = labelled["labels"] | "LabelsByCall" >> beam.Map(
+        lambda r: (r.call_id, (r.utterance_id, r.labels))
+    )
+    with_labels = (
+        {
+            "transcripts": transcripts | "KeyTranscripts" >> beam.Map(lambda t: (t.call_id, t)),
+            "labels": labels_by_call,
+        }
+        | "JoinLabels" >> beam.CoGroupByKey()
+        | "TranscriptWithLabels" >> beam.FlatMap(_transcript_with_labels)
+    )
+    dynamics = with_labels | "Dynamics" >> ComputeDynamics(config.dynamics)
+    scorecards = {
+        "transcripts": transcripts,
+        "metrics": dynamics[ComputeDynamics.CALL_METRICS],
+        "events": dynamics[ComputeDynamics.EVENTS],
+        "labels": labels_by_call,
+    } | "Scorecards" >> ScoreCalls(config.scorecard)
     dead = (
         outputs["dead_letter"],
+        labelled["dead_letter"],
+        dynamics[ComputeDynamics.DEAD_LETTER],
         p | "InputFailures" >> beam.Create(list(input_dead)),
     ) | "AllFailures" >> beam.Flatten()
     shards = config.output_shards
+    for table, tag in (
+        ("events", ComputeDynamics.EVENTS),
+        ("call_metrics", ComputeDynamics.CALL_METRICS),
+        ("utterance_metrics", ComputeDynamics.UTTERANCE_METRICS),
+        ("loudness_seconds", ComputeDynamics.LOUDNESS_SECONDS),
+    ):
+        _ = dynamics[tag] | f"Write{table.title().replace('_', '')}" >> WriteTable(
+            out_dir, table, record_row, shards
+        )
     _ = outputs["calls"] | "WriteCalls" >> WriteTable(out_dir, "calls", call_row, shards)
     _ = (
         outputs["transcripts"]
         | "Utterances" >> beam.FlatMap(lambda t: t.utterances)
         | "WriteUtterances" >> WriteTable(out_dir, "utterances", utterance_row, shards)
     )
+    _ = labelled["labels"] | "WriteUtteranceLabels" >> WriteTable(
+        out_dir, "utterance_labels", utterance_labels_row, shards
+    )
+    _ = scorecards | "WriteScorecards" >> WriteTable(out_dir, "scorecards", record_row, shards)
     _ = dead | "WriteDeadLetters" >> WriteTable(out_dir, "dead_letter", dead_letter_row, shards)
     return {**outputs, "dead_letter": dead}
 
 
-TABLES_WRITTEN = ("calls", "utterances", "dead_letter")
+def classifier_inputs(call: CallTranscript) -> list[ClassifierInput]:
+    """One classifier input per utterance, with the other party's previous turn."""
+    context = previous_turns(call.utterances)
+    return [
+        ClassifierInput(u.utterance_id, u.call_id, u.role, u.text, context[u.utterance_id])
+        for u in call.utterances
+    ]
+
+
+def _transcript_with_labels(
+    element: tuple[str, dict[str, list[Any]]],
+) -> list[tuple[CallTranscript, dict[str, tuple[str, ...]]]]:
+    _, parts = element
+    return [(t, dict(parts["labels"])) for t in parts["transcripts"]]
+
+
+TABLES_WRITTEN = (
+    "calls",
+    "utterances",
+    "utterance_labels",
+    "scorecards",
+    "dead_letter",
+    "events",
+    "call_metrics",
+    "utterance_metrics",
+    "loudness_seconds",
+)
 
 
 def pipeline_options(beam_args: Sequence[str] | None = None) -> PipelineOptions:

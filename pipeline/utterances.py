@@ -221,3 +221,26 @@ class AssembleCalls(beam.PTransform):
                 CALLS, main="transcripts"
             )
         )
+
+
+def previous_turns(utterances: Sequence[Utterance], max_utterances: int = 3) -> dict[str, str]:
+    """Text of the other party's previous turn for every utterance (``""`` if none).
+
+    The previous turn is what the other party said since this speaker last spoke (at most
+    ``max_utterances`` of their utterances), or else their last utterance before this one:
+    what a restatement restates and an answer answers.
+    """
+    context: dict[str, str] = {}
+    ordered = sorted(utterances, key=lambda u: (u.start, u.utterance_id))
+    for i, utterance in enumerate(ordered):
+        turn: list[Utterance] = []
+        for earlier in reversed(ordered[:i]):
+            if earlier.role == utterance.role:
+                if turn:
+                    break
+                continue
+            turn.append(earlier)
+            if len(turn) == max_utterances:
+                break
+        context[utterance.utterance_id] = " ".join(u.text for u in reversed(turn))
+    return context

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipeline.records import ChannelTranscript, Word
-from pipeline.utterances import UtteranceConfig, build_utterances, group_words
+from pipeline.records import ChannelTranscript, Utterance, Word
+from pipeline.utterances import UtteranceConfig, build_utterances, group_words, previous_turns
 
 
 def _words(spec):
@@ -14,17 +14,19 @@ def test_pauses_and_sentence_ends_split_utterances():
     words = _words([
         (0.0, 0.3, "Hello,"), (0.35, 0.6, "thanks"), (0.65, 0.9, "for"), (0.95, 1.3, "calling."),
         (1.6, 1.9, "How"), (1.95, 2.1, "can"), (2.15, 2.3, "I"), (2.35, 2.7, "help?"),
-        (2.8, 3.0, "Our"), (4.2, 4.5, "fees"),
+        (3.0, 3.2, "Our"), (3.25, 3.5, "fees."), (3.6, 3.9, "They"), (5.2, 5.5, "rose"),
     ])
     groups = group_words(words, UtteranceConfig())
     texts = [" ".join(w.text for w in g) for g in groups]
-    assert texts == ["Hello, thanks for calling.", "How can I help?", "Our", "fees"]
+    # A sentence end splits after a 0.25 s pause but not after 0.1 s; 0.8 s always splits.
+    assert texts == ["Hello, thanks for calling.", "How can I help?", "Our fees. They", "rose"]
 
 
 def test_long_run_without_punctuation_is_cut():
     words = _words([(i * 0.5, i * 0.5 + 0.4, "word") for i in range(100)])
     groups = group_words(words, UtteranceConfig(max_duration=10.0))
-    assert all(g[-1].end - g[0].start <= 20.0 for g in groups)
+    assert len(groups) > 1
+    assert all(g[-1].end - g[0].start <= 20.0 + 0.5 for g in groups)
     assert sum(len(g) for g in groups) == 100
 
 
@@ -39,3 +41,22 @@ def test_utterances_are_numbered_in_time_order_across_channels():
         ("c1/u0003", "agent", "Sure."),
     ]
     assert utterances[1].channel == 1 and utterances[1].confidence == 0.9
+
+
+def test_previous_turn_is_what_the_other_party_said_since():
+    def u(n, role, start, text):
+        return Utterance(f"c/u{n:04d}", "c", role, 0, start, start + 1, text, (), 1.0)
+
+    utterances = [
+        u(1, "agent", 0, "How can I help?"),
+        u(2, "customer", 2, "My parcel is late."),
+        u(3, "customer", 4, "It was due Monday."),
+        u(4, "agent", 6, "So your parcel due Monday has not arrived."),
+        u(5, "agent", 8, "Let me check."),
+    ]
+    context = previous_turns(utterances)
+    assert context["c/u0001"] == ""
+    assert context["c/u0002"] == "How can I help?"
+    assert context["c/u0003"] == "How can I help?"
+    assert context["c/u0004"] == "My parcel is late. It was due Monday."
+    assert context["c/u0005"] == "My parcel is late. It was due Monday."
