@@ -152,7 +152,7 @@ def build(
         "metrics": dynamics[ComputeDynamics.CALL_METRICS],
         "events": dynamics[ComputeDynamics.EVENTS],
         "labels": labels_by_call,
-    } | "Scorecards" >> ScoreCalls(config.scorecard)
+    } | "Scorecards" >> ScoreCalls(config.scorecard, label_model_name(config.classifier))
     dead = (
         outputs["dead_letter"],
         labelled["dead_letter"],
@@ -181,6 +181,13 @@ def build(
     _ = scorecards | "WriteScorecards" >> WriteTable(out_dir, "scorecards", record_row, shards)
     _ = dead | "WriteDeadLetters" >> WriteTable(out_dir, "dead_letter", dead_letter_row, shards)
     return {**outputs, "dead_letter": dead}
+
+
+def label_model_name(config: ClassifierConfig) -> str:
+    """``name@version`` of the utterance classifier, recorded on every scorecard."""
+    with open(os.path.join(config.model_dir, "labels.json"), encoding="utf-8") as f:
+        meta = json.load(f)
+    return f"{meta['model_name']}@{meta['model_version']}"
 
 
 def classifier_inputs(call: CallTranscript) -> list[ClassifierInput]:
