@@ -49,7 +49,7 @@ class _WorkerLogFilter(logging.Filter):
         if not location or not message or f"{os.sep}pipeline{os.sep}" not in location.group(1):
             return False
         line = message.group(1).encode().decode("unicode_escape", errors="replace")
-        if line.startswith("call ") and " utterances" in line:
+        if line.startswith("call "):
             self.done += 1
             line = f"[{self.done}/{self.total}] {line}"
         record.msg, record.args = line, ()
@@ -106,7 +106,11 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if result.wall_seconds:
         print(f"audio {result.audio_seconds:.1f} s in {result.wall_seconds:.1f} s wall "
               f"({result.audio_seconds / result.wall_seconds:.1f}x real time)")
-    print(f"outputs: {os.path.abspath(result.out_dir)}/{{calls,utterances,dead_letter}}/*.parquet")
+    tables = sorted(
+        name for name in os.listdir(result.out_dir)
+        if os.path.isdir(os.path.join(result.out_dir, name))
+    )
+    print(f"outputs: {os.path.abspath(result.out_dir)}/{{{','.join(tables)}}}/*.parquet")
     print(f'query:   callscope query --out {result.out_dir} "SELECT * FROM calls"')
     return 0
 
@@ -151,16 +155,12 @@ def _run_consistency(out_dir: str, kb: str | None, beam_args: list[str]) -> None
     from pipeline import consistency
 
     options = PipelineOptions(beam_args) if beam_args else None
-    result = consistency.run_consistency(
+    consistency.run_consistency(
         os.path.join(out_dir, "utterances"),
         os.path.join(out_dir, "calls"),
         out_dir,
         kb_path=kb,
         pipeline_options=options,
-    )
-    logger.info(
-        "consistency: %d question-answer pairs in %d groups, %d findings (index v%d)",
-        result.num_qa_pairs, result.num_groups, result.num_findings, result.index_version,
     )
     print(consistency.summarize_findings(out_dir))
 

@@ -172,6 +172,8 @@ class AssembleFn(beam.DoFn):
         failed = bool(parts["dead"]) or header is None or len(channels) != header.num_channels
         if failed:
             self.calls_failed.inc()
+            stages = sorted({d.stage for d in parts["dead"]}) or ["assemble"]
+            logger.info("call %s: failed in %s (see dead_letter)", call_id, ", ".join(stages))
             yield TaggedOutput(
                 CALLS,
                 summarize_call(spec, header, None, "failed", self.asr_backend, self.asr_model),
