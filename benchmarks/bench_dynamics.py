@@ -24,7 +24,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +260,29 @@ def evaluate(
     )
 
 
+def pace_ratios(
+    truth: dict[str, Any], call: CallTranscript, config: DynamicsConfig | None = None
+) -> tuple[list[float], list[float]]:
+    """Rate ratios of the agent utterances the pace detector judges, rushed and normal.
+
+    Runs the detector with its ratio and wpm floor off, so every agent utterance with
+    ``fast_pace_min_words`` words reports its ``rate_ratio``; an utterance is rushed when it
+    overlaps a ground-truth rushed turn. Shows the margin around ``fast_pace_ratio``.
+    """
+    config = replace(config or DynamicsConfig(), fast_pace_ratio=0.0, fast_pace_min_wpm=0.0)
+    turns = {t["turn_id"]: t for t in truth["turns"]}
+    rushed = [turns[r["turn_id"]] for r in truth["agent_pace"]["rushed_turns"]]
+    pos: list[float] = []
+    neg: list[float] = []
+    for e in analyze_call(call, config).events:
+        if e.type != "fast_pace":
+            continue
+        ratio = json.loads(e.attributes)["rate_ratio"]
+        hit = any(_hit((t["start"], t["end"]), (e.start, e.end)) for t in rushed)
+        (pos if hit else neg).append(ratio)
+    return pos, neg
+
+
 def run_path(
     truths: Sequence[dict[str, Any]],
     mode: str,
@@ -279,16 +302,25 @@ def run_path(
             asr = create_backend(AsrConfig())
     scores: dict[str, Score] = {}
     checks: dict[str, list[bool]] = {}
+    ratios: dict[str, list[float]] = {"rushed": [], "normal": []}
     t0 = time.time()
     for truth in truths:
         call = transcribe_call(truth, directory, mode, vad, asr)
         result = analyze_call(call, config)
         evaluate(truth, result.events, scores, checks)
-    return scores, checks, time.time() - t0
+        pos, neg = pace_ratios(truth, call, config)
+        ratios["rushed"] += pos
+        ratios["normal"] += neg
+    return scores, checks, ratios, time.time() - t0
 
 
-def report(name: str, scores: dict[str, Score], checks: dict[str, list[bool]]) -> str:
-    """Markdown table of one path's scores."""
+def report(
+    name: str,
+    scores: dict[str, Score],
+    checks: dict[str, list[bool]],
+    ratios: dict[str, list[float]] | None = None,
+) -> str:
+    """Markdown table of one path's scores (and the pace detector's rate-ratio margin)."""
     lines = [
         f"### {name}",
         "",
@@ -304,6 +336,13 @@ def report(name: str, scores: dict[str, Score], checks: dict[str, list[bool]]) -
     lines += ["", "| hold attribute (matched holds) | correct | accuracy |", "|---|---|---|"]
     for key, vals in checks.items():
         lines.append(f"| {key} | {sum(vals)}/{len(vals)} | {sum(vals) / len(vals):.2f} |")
+    if ratios:
+        rushed, normal = sorted(ratios["rushed"]), sorted(ratios["normal"])
+        lines += [
+            "",
+            f"pace rate ratio (syllables/s over the agent's baseline): rushed utterances "
+            f"{rushed}; normal utterances n={len(normal)}, highest {normal[-5:]}",
+        ]
     return "\n".join(lines)
 
 
@@ -317,8 +356,8 @@ def main(argv: list[str] | None = None) -> None:
     truths = load_truths(args.dir)
     modes = ("oracle", "real") if args.path == "both" else (args.path,)
     for mode in modes:
-        scores, checks, secs = run_path(truths, mode, args.dir, use_asr=not args.no_asr)
-        print(report(f"{mode} path, {len(truths)} calls ({secs:.0f} s)", scores, checks))
+        scores, checks, ratios, secs = run_path(truths, mode, args.dir, use_asr=not args.no_asr)
+        print(report(f"{mode} path, {len(truths)} calls ({secs:.0f} s)", scores, checks, ratios))
         print()
 
 
