@@ -60,3 +60,26 @@ def test_previous_turn_is_what_the_other_party_said_since():
     assert context["c/u0003"] == "How can I help?"
     assert context["c/u0004"] == "My parcel is late. It was due Monday."
     assert context["c/u0005"] == "My parcel is late. It was due Monday."
+
+
+def test_windows_pack_chunks_and_map_times_back():
+    import numpy as np
+
+    from pipeline.asr.chunking import speech_windows
+    from pipeline.records import SpeechRegion
+
+    regions = [SpeechRegion(1.0, 4.0), SpeechRegion(10.0, 20.0), SpeechRegion(40.0, 55.0)]
+    windows = speech_windows(regions, 60.0, padding=0.0, max_window=28.0, gap=0.5)
+    assert [[(p.start, p.end) for p in w.pieces] for w in windows] == [
+        [(1.0, 4.0), (10.0, 20.0)],
+        [(40.0, 55.0)],
+    ]
+    first = windows[0]
+    assert first.offsets == (0.0, 3.5) and first.duration == 13.5
+    assert first.to_source(0.5) == 1.5
+    assert first.to_source(3.2) == 4.0  # inside the gap: snaps to the end of the piece
+    assert first.to_source(5.0) == 11.5
+    audio = first.audio(np.ones(60 * 100, dtype=np.float32), 100)
+    assert audio.shape == (1350,) and audio[300:350].sum() == 0
+    mapped = first.words_to_source([Word(4.0, 4.5, "hi", 0.9)])
+    assert (mapped[0].start, mapped[0].end) == (10.5, 11.0)

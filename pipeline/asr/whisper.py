@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.asr import AsrConfig
-from pipeline.asr.chunking import offset_words, speech_chunks
+from pipeline.asr.chunking import speech_windows
 from pipeline.records import SpeechRegion, Word
 
 logger = logging.getLogger(__name__)
@@ -71,12 +71,11 @@ class WhisperBackend:
             raise ValueError(f"Whisper takes 16 kHz audio, got {sample_rate} Hz")
         duration = len(samples) / sample_rate
         words: list[Word] = []
-        for chunk in speech_chunks(
+        for window in speech_windows(
             regions, duration, self.config.region_padding, self.config.max_chunk
         ):
-            audio = samples[int(chunk.start * sample_rate) : int(chunk.end * sample_rate)]
             segments, _ = self.model.transcribe(
-                audio,
+                window.audio(samples, sample_rate),
                 language=self.config.language,
                 beam_size=self.config.beam_size,
                 word_timestamps=True,
@@ -90,5 +89,5 @@ class WhisperBackend:
                 for w in (segment.words or [])
                 if w.word.strip()
             ]
-            words.extend(offset_words(chunk_words, chunk.start, duration))
+            words.extend(window.words_to_source(chunk_words))
         return words
