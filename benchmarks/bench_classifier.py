@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,11 +77,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     data = load_utterances(args.n)
     mean_chars = sum(len(t) for _, t, _ in data) / len(data)
+    models: dict[str, dict[str, Any]] = {}
     report: dict[str, object] = {
         "machine": {"python": platform.python_version(), "cpu": platform.processor(),
                     "cpus": __import__("os").cpu_count()},
         "threads_per_worker": args.threads, "utterances": len(data),
-        "mean_text_chars": round(mean_chars, 1), "models": {},
+        "mean_text_chars": round(mean_chars, 1), "models": models,
     }
     for name, model_file in MODELS.items():
         out = subprocess.run(
@@ -88,14 +90,14 @@ def main(argv: list[str] | None = None) -> None:
              "--n", str(args.n), "--min-seconds", str(args.min_seconds),
              "--worker", model_file],
             check=True, capture_output=True, text=True)
-        report["models"][name] = json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[index]
+        models[name] = json.loads(out.stdout.strip().splitlines()[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     header = "model  " + "".join(f"  bs={bs:<5}" for bs in BATCH_SIZES) + "  peak RSS MB"
     print(f"utterances/second, {args.threads} intra-op thread(s) per worker, "
           f"{len(data)} test utterances (+context), mean {mean_chars:.0f} chars")
     print(header)
-    for name, res in report["models"].items():  # type: ignore[union-attr]
+    for name, res in models.items():
         ups = res["utterances_per_second"]
         print(f"{name:<6} " + "".join(f"  {ups[str(bs)]:<8}" for bs in BATCH_SIZES)
               + f"  {res['peak_rss_mb']}")

@@ -192,7 +192,8 @@ class UtteranceClassifier:
 
         ``role`` is ``agent`` or ``customer`` (``unknown`` is scored as both and the two
         label sets merged); ``context`` is the previous turn of the other party ("" if none).
-        Empty or whitespace text is valid and scores low.
+        Empty or whitespace text is valid: all its scores are 0 (its embedding is still the
+        encoder's embedding of the empty string).
 
         Returns:
             One :class:`Prediction` per input, in input order.
@@ -225,18 +226,20 @@ class UtteranceClassifier:
         for chunk in self._sub_batches(order, text_ids, ctx_ids):
             ids, mask = self._pad([text_ids[k] for k in chunk])
             cids, cmask = self._pad([ctx_ids[k] for k in chunk])
-            role = np.array([rows[k][1] for k in chunk], dtype=np.int64)
+            role_ids = np.array([rows[k][1] for k in chunk], dtype=np.int64)
             p, e = self.session.run(["probabilities", "embedding"], {
                 "input_ids": ids, "attention_mask": mask, "context_input_ids": cids,
-                "context_attention_mask": cmask, "role": role})
+                "context_attention_mask": cmask, "role": role_ids})
             probs[chunk] = p
             embs[chunk] = e
         merged_p = np.zeros((len(batch), len(self.labels)), dtype=np.float32)
         merged_e = np.zeros((len(batch), self.embedding_dim), dtype=np.float32)
         cut = [False] * len(batch)
-        for k, (i, _, _, _) in enumerate(rows):
-            # Role masks are disjoint, so max merges the agent and customer passes of "unknown".
-            merged_p[i] = np.maximum(merged_p[i], probs[k])
+        for k, (i, _, text, _) in enumerate(rows):
+            # No words, no labels: a blank transcript must not inherit labels from its context.
+            if text.strip():
+                # Role masks are disjoint: max merges the two passes of an "unknown" role.
+                merged_p[i] = np.maximum(merged_p[i], probs[k])
             merged_e[i] = embs[k]
             cut[i] = cut[i] or text_cut[k] or ctx_cut[k]
         return [
@@ -296,13 +299,18 @@ def _shared_classifier(model_dir: str, model_file: str | None) -> UtteranceClass
         return _SHARED[key]
 
 
+EMBEDDING_MODEL_FILE = "model.onnx"
+"""Model used by :func:`embed_texts`: the fp32 graph, whose ``embedding`` output equals the
+original all-MiniLM-L6-v2 sentence embedding (max abs difference ~3e-7, see the model card);
+the int8 graph's embeddings are close (mean cosine ~0.99) but not identical."""
+
+
 def embed_texts(texts: Sequence[str], model_dir: str = str(MODEL_DIR),
-                model_file: str | None = None) -> np.ndarray:
+                model_file: str | None = EMBEDDING_MODEL_FILE) -> np.ndarray:
     """all-MiniLM-L6-v2 embeddings of texts alone, (n, 384) float32, L2-normalised.
 
-    The classifier is loaded once per process and reused. The default int8 model's
-    embeddings have cosine >= 0.99 on average to the original fp32 ones (see the model
-    card); pass ``model_file="model.onnx"`` for the exact original embedding.
+    The model is loaded once per process and reused. Defaults to the fp32 graph so the
+    embeddings are the original ones; ``model_file=None`` uses labels.json's default (int8).
     """
     return _shared_classifier(model_dir, model_file).embed(list(texts))
 
@@ -413,7 +421,7 @@ class LabelUtterances(beam.PTransform):
     def expand(self, inputs: beam.PCollection) -> dict[str, beam.PCollection]:
         checked = inputs | "ValidateInputs" >> beam.ParDo(_ValidateFn()).with_outputs(
             "dead_letter", main="keyed")
-        handler = KeyedModelHandler(UtteranceClassifierHandler(self.config))
+        handler: KeyedModelHandler = KeyedModelHandler(UtteranceClassifierHandler(self.config))
         main, errors = checked.keyed | "RunClassifier" >> RunInference(
             handler).with_exception_handling()
         labels = main | "CountLabelled" >> beam.ParDo(_CountFn())

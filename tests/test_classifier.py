@@ -1,0 +1,175 @@
+"""Tests of the ONNX utterance classifier with the real committed model (no mocks).
+
+Runtime: about 10 s on 2 cores (two model loads, one small FnApiRunner pipeline).
+"""
+
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.runners.portability.fn_api_runner import FnApiRunner
+from apache_beam.testing.util import assert_that, equal_to
+
+from pipeline.classifier import (
+    MODEL_DIR,
+    ClassifierConfig,
+    LabelUtterances,
+    UtteranceClassifier,
+    embed_texts,
+)
+from pipeline.records import ClassifierInput, DeadLetter, UtteranceLabels
+from pipeline.schemas import UTTERANCE_LABELS, utterance_labels_row
+
+
+@pytest.fixture(scope="module")
+def clf() -> UtteranceClassifier:
+    return UtteranceClassifier()
+
+
+@pytest.fixture(scope="module")
+def clf_fp32() -> UtteranceClassifier:
+    return UtteranceClassifier(ClassifierConfig(model_file="model.onnx"))
+
+
+def flagged(clf: UtteranceClassifier, role: str, text: str, context: str = "") -> set[str]:
+    pred = clf.predict([(role, text, context)])[0]
+    return {lab for lab, p in pred.probabilities.items() if p >= clf.thresholds[lab]}
+
+
+def test_model_metadata(clf: UtteranceClassifier) -> None:
+    meta = json.loads((MODEL_DIR / "labels.json").read_text())
+    assert clf.labels == tuple(meta["labels"]) and len(clf.labels) == 20
+    assert clf.model_path.name == "model.int8.onnx"
+    assert clf.providers[-1] == "CPUExecutionProvider"
+
+
+def test_apology_versus_filler_sorry(clf: UtteranceClassifier) -> None:
+    ctx = "I was charged twice for my March bill."
+    assert "apology" in flagged(clf, "agent", "I'm so sorry, that double charge was our mistake.",
+                                ctx)
+    assert "apology" not in flagged(clf, "agent", "Sorry, could you repeat that?", ctx)
+
+
+def test_clear_agent_labels(clf: UtteranceClassifier) -> None:
+    ctx = "This is the third time I'm calling and nobody fixed my internet!"
+    assert "empathy" in flagged(clf, "agent", "I can tell you are really upset about this.", ctx)
+    assert "overwhelm" in flagged(clf, "agent", "Sorry, we're swamped today.", ctx)
+    assert "hold_request" in flagged(
+        clf, "agent", "Would you mind if I place you on hold for a moment?", ctx)
+    assert "greeting" in flagged(clf, "agent", "Good morning, thanks for calling.")
+    assert "blame" in flagged(clf, "agent", "The copier jammed, that's why your flyers are late.",
+                              "Why aren't my flyers ready? You promised them for Monday.")
+    assert "blame" in flagged(clf, "agent", "Billing messed up your account, not me.", ctx)
+
+
+def test_clear_customer_labels(clf: UtteranceClassifier) -> None:
+    ctx = "I understand, let me check what happened."
+    assert "supervisor_request" in flagged(clf, "customer",
+                                           "I want to speak to your supervisor right now.", ctx)
+    assert "satisfaction" in flagged(clf, "customer", "Perfect, thank you so much!", ctx)
+    assert "question" in flagged(clf, "customer", "How long does the refund take?", ctx)
+
+
+def test_role_mask(clf: UtteranceClassifier) -> None:
+    pred = clf.predict([("customer", "I'm so sorry, that was our mistake.", "")])[0]
+    assert all(pred.probabilities[lab] == 0.0 for lab in clf.labels[:15])
+    pred = clf.predict([("agent", "I want to speak to your supervisor.", "")])[0]
+    assert all(pred.probabilities[lab] == 0.0 for lab in clf.labels[15:])
+
+
+def test_paraphrase_needs_context(clf: UtteranceClassifier) -> None:
+    text = "So if I understand correctly, you were charged twice for the March bill."
+    matching = "Hi, I was charged twice for my March bill and I want it fixed."
+    unrelated = "Hi, I'd like to add my daughter to my family plan."
+    p_match, p_other = clf.predict([("agent", text, matching), ("agent", text, unrelated)])
+    assert p_match.probabilities["paraphrase"] >= clf.thresholds["paraphrase"]
+    assert p_match.probabilities["paraphrase"] > p_other.probabilities["paraphrase"] + 0.2
+
+
+def test_embeddings_group_paraphrased_questions() -> None:
+    emb = embed_texts([
+        "How long does it take to get my refund?",
+        "When will the refund show up on my card?",
+        "Can I add a second line to my phone plan?",
+    ])
+    assert emb.shape == (3, 384) and emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-3)
+    assert emb[0] @ emb[1] > emb[0] @ emb[2] + 0.2
+
+
+def test_embedding_output_is_original_minilm(clf_fp32: UtteranceClassifier) -> None:
+    # Context must not change the utterance embedding (it is the text's own embedding).
+    a, b = clf_fp32.predict([("agent", "Your refund is on its way.", ""),
+                             ("agent", "Your refund is on its way.", "Where is my money?")])
+    np.testing.assert_allclose(a.embedding, b.embedding, atol=1e-5)
+
+
+def test_empty_long_and_garbage_text(clf: UtteranceClassifier) -> None:
+    long_text = "please " + "the account number is seven four one " * 60
+    preds = clf.predict([("agent", "", ""), ("customer", "   ", "hello"),
+                         ("agent", "#$%& zxcv qwrt", ""), ("customer", long_text, long_text)])
+    assert all(p == 0.0 for pred in preds[:2] for p in pred.probabilities.values())
+    for pred in preds[:3]:
+        assert max(pred.probabilities.values()) < 0.5
+        assert np.isfinite(pred.embedding).all()
+    assert [p.truncated for p in preds] == [False, False, False, True]
+    assert np.isfinite(list(preds[3].probabilities.values())).all()
+
+
+def test_unknown_role_scores_both_parties(clf: UtteranceClassifier) -> None:
+    pred = clf.predict([("unknown", "I want to speak to your manager.", "")])[0]
+    assert pred.probabilities["supervisor_request"] >= clf.thresholds["supervisor_request"]
+    with pytest.raises(ValueError, match="role"):
+        clf.predict([("robot", "hi", "")])
+
+
+def test_int8_agrees_with_fp32(clf: UtteranceClassifier, clf_fp32: UtteranceClassifier) -> None:
+    rows = [json.loads(line) for line in (MODEL_DIR / "corpus.jsonl").open()][:1200:20]
+    batch = [(r["role"], r["text"], r["context"]) for r in rows]
+    q = clf.predict(batch)
+    f = clf_fp32.predict(batch)
+    qp = np.array([list(p.probabilities.values()) for p in q])
+    fp = np.array([list(p.probabilities.values()) for p in f])
+    assert np.abs(qp - fp).mean() < 0.02
+    t = np.array([clf.thresholds[lab] for lab in clf.labels])
+    assert ((qp >= t) == (fp >= t)).mean() > 0.98
+    cos = np.sum(np.stack([p.embedding for p in q]) * np.stack([p.embedding for p in f]), axis=1)
+    assert cos.mean() > 0.98
+
+
+def test_label_utterances_beam_pipeline() -> None:
+    inputs = [
+        ClassifierInput("call-1/u0000", "call-1", "agent",
+                        "Thank you for calling Skyline Mobile, this is Maria, how can I help?"),
+        ClassifierInput("call-1/u0001", "call-1", "customer",
+                        "I want to talk to your manager, this is ridiculous!",
+                        "Thank you for calling Skyline Mobile, this is Maria, how can I help?"),
+        ClassifierInput("call-1/u0002", "call-1", "agent", "", "I want to talk to your manager"),
+        ClassifierInput("call-1/u0003", "call-1", "robot", "beep", ""),
+    ]
+
+    def summary(labels: UtteranceLabels) -> tuple[str, bool, bool]:
+        return (labels.utterance_id, "supervisor_request" in labels.labels,
+                labels.model_name == "callscope-utterance-classifier")
+
+    with beam.Pipeline(runner=FnApiRunner()) as p:
+        out = p | beam.Create(inputs) | LabelUtterances()
+        assert_that(out["labels"] | beam.Map(summary), equal_to([
+            ("call-1/u0000", False, True), ("call-1/u0001", True, True),
+            ("call-1/u0002", False, True)]), label="CheckLabels")
+        assert_that(out["dead_letter"] | beam.Map(lambda d: (d.call_id, d.stage, d.error_type)),
+                    equal_to([("call-1", "classify", "ValueError")]), label="CheckDeadLetter")
+        assert_that(out["labels"] | beam.Map(lambda r: sorted(utterance_labels_row(r))),
+                    equal_to([sorted(UTTERANCE_LABELS.names)] * 3), label="CheckRowColumns")
+
+
+def test_records_round_trip(clf: UtteranceClassifier) -> None:
+    record = ClassifierInput("c/u1", "c", "agent", "Thanks for holding.", "ok")
+    assert ClassifierInput.from_dict(record.to_dict()) == record
+    labels = clf.label([record])[0]
+    assert "thanks" in labels.labels and labels.score("thanks") >= clf.thresholds["thanks"]
+    assert UtteranceLabels.from_dict(labels.to_dict()) == labels
+    assert isinstance(DeadLetter("c", "classify", "ValueError", "x"), DeadLetter)
