@@ -68,7 +68,9 @@ class ClassifierConfig:
             at); longer text is truncated and flagged.
         sub_batch_tokens: Upper bound of ``rows x longest sequence`` in one ONNX call; a
             batch sorted by length is cut into sub-batches under it so one long utterance
-            does not pad 63 short ones (4096 = 64 rows of 64 tokens).
+            does not pad 63 short ones (512, e.g. 16 rows of 32 tokens: on one CPU thread a
+            64-utterance batch ran at 50 utt/s with 4096 and 77 utt/s with 512, measured
+            with ``benchmarks/bench_classifier.py``'s data).
         min_batch_size: Beam ``BatchElements`` minimum (8).
         max_batch_size: Beam ``BatchElements`` maximum (64: beyond it CPU throughput is
             flat, see ``benchmarks/bench_classifier.py``).
@@ -79,7 +81,7 @@ class ClassifierConfig:
     model_file: str | None = None
     intra_op_threads: int = 1
     max_tokens: int = 128
-    sub_batch_tokens: int = 4096
+    sub_batch_tokens: int = 512
     min_batch_size: int = 8
     max_batch_size: int = 64
     use_cuda: bool = True
