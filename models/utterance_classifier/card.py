@@ -73,7 +73,8 @@ def render() -> str:
     lines.append(f"Training added {train['noise_examples']} label-free noise utterances (empty, "
                  f"fillers, garbage) and {train.get('context_dropout_examples', 0)} "
                  "empty-context copies of train utterances (see `train.py`); training took "
-                 f"{train['train_seconds']} s on the 2-core development machine (shared).")
+                 f"{train['train_seconds']} s on the 2-core development machine with the "
+                 "encoder cache warm (a cold run first encodes ~7k texts: 2-3 more minutes).")
     return "\n".join(lines)
 
 
