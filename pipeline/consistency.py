@@ -754,6 +754,10 @@ def severity_of(kinds: Iterable[str]) -> str:
     return max(levels, key=_SEVERITY_ORDER.index) if levels else "none"
 
 
+# Cluster index of a semantic conflict with the approved answer (0: with the majority).
+KB_GAP = 1
+
+
 @dataclass(frozen=True)
 class Reference:
     """A knowledge-base entry matched to a group: the approved answer's facts."""
@@ -761,6 +765,7 @@ class Reference:
     entry_id: str
     answer: str
     values: dict[str, Any]
+    answer_vector: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def canonical_question(members: Sequence[EmbeddedQA]) -> str:
@@ -866,6 +871,23 @@ def compare_group(
             if float(members[k].answer_vector @ mean) < config.fact_gap_threshold:
                 conflicts[k][SEMANTIC] = 0
                 cluster_values[(SEMANTIC, 0)] = None
+    if (
+        reference is not None
+        and reference.values
+        and reference.answer_vector is not None
+        and config.fact_gap_threshold is not None
+    ):
+        # The approved answer states a fact; an answer that states none of the approved
+        # facts and reads unlike the approved answer contradicts it in other words
+        # ("you pay off the remainder of the contract" against "a flat fee of $50").
+        for k in range(len(members)):
+            if conflicts[k] or any(dim in values[k] for dim in reference.values):
+                continue
+            if float(members[k].answer_vector @ reference.answer_vector) < (
+                config.fact_gap_threshold
+            ):
+                conflicts[k][SEMANTIC] = KB_GAP
+                cluster_values[(SEMANTIC, KB_GAP)] = None
     if config.semantic_threshold is not None:
         clean = [k for k in range(len(members)) if not conflicts[k]]
         if len(clean) >= config.min_majority:
@@ -888,7 +910,10 @@ def compare_group(
         ks = variants[sig]
         kinds = tuple(dim for dim, _ in sig)
         if reference is not None and sig:
-            kinds = (*kinds, KB) if any(dim in reference.values for dim, _ in sig) else kinds
+            against_kb = any(
+                dim in reference.values or (dim == SEMANTIC and c == KB_GAP) for dim, c in sig
+            )
+            kinds = (*kinds, KB) if against_kb else kinds
         stated = "; ".join(
             f"{dim}: {describe_value(dim, cluster_values[(dim, c)])}"
             for dim, c in sig
@@ -968,8 +993,10 @@ class CompareGroups(beam.DoFn):
         n = len(questions)
         self._kb_vectors = joint_vectors(vectors[:n], vectors[n:], self.config.question_weight)
         self._kb_refs = [
-            Reference(e.entry_id, e.answer, extract_facts(e.answer, compiled).values())
-            for e in self.kb.entries
+            Reference(
+                e.entry_id, e.answer, extract_facts(e.answer, compiled).values(), vectors[n + i]
+            )
+            for i, e in enumerate(self.kb.entries)
         ]
 
     def process(self, element: tuple[str, Iterable[EmbeddedQA]]) -> Iterator[Any]:
@@ -1293,8 +1320,10 @@ def summarize_findings(out_dir: str, max_groups: int = 20) -> str:
                 example = example[:87] + "..."
             lines.append(
                 f"  v{v['variant']} {label}: {v['num_answers']} answers, "
-                f"agents {', '.join(v['agent_ids'][:5])}"
+                f"agents {', '.join(v['agent_ids'][:5]) or 'unknown'}"
                 + (f" (+{len(v['agent_ids']) - 5})" if len(v["agent_ids"]) > 5 else "")
+                + f"; calls {', '.join(v['call_ids'][:5])}"
+                + (f" (+{len(v['call_ids']) - 5})" if len(v["call_ids"]) > 5 else "")
                 + f'; e.g. "{example}"'
             )
             if not v["is_majority"] and v["stated"]:

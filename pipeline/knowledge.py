@@ -66,6 +66,9 @@ def words_to_digits(text: str) -> str:
     so that durations written either way compare equal.
     """
     text = text.lower().replace("\u2019", "'")
+    # ASR writes decimals and percentages with stray spaces ("$12 .99", "10 %").
+    text = re.sub(r"(\d)\s+\.(\d)", r"\1.\2", text)
+    text = re.sub(r"(\d)\s+%", r"\1%", text)
     text = re.sub(r"\bhalf an? (hour|day)\b", r"0.5 \1", text)
     text = re.sub(r"\ba couple(?: of)? ", "2 ", text)
     text = re.sub(r"\b(tomorrow|next[- ]day|overnight)\b", r"\1 (1 day)", text)
