@@ -92,7 +92,8 @@ def _decode_ffmpeg(data: bytes) -> tuple[np.ndarray, int, str]:
         for frame in container.decode(stream):
             array = frame.to_ndarray()
             if array.dtype.kind == "i":
-                array = array.astype(np.float32) / np.iinfo(array.dtype).max
+                scale = float(np.iinfo(array.dtype.type).max)  # type: ignore[type-var]
+                array = array.astype(np.float32) / scale
             if frame.format.is_packed:
                 array = array.reshape(-1, frame.layout.nb_channels).T
             chunks.append(array.astype(np.float32))

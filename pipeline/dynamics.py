@@ -558,19 +558,22 @@ def _venting(
         )
     windows: list[tuple[float, float, list[_Phrase]]] = []
     run: list[_Phrase] = []
-    for p in [*phrases, None]:
-        hot = p is not None and p.intensity >= config.venting_min_intensity
-        if hot and run and p is not None:
+    candidates: list[_Phrase | None] = [*phrases, None]
+    for phrase in candidates:
+        hot = phrase is not None and phrase.intensity >= config.venting_min_intensity
+        if hot and run and phrase is not None:
             gap_agent = [
                 (a, b)
                 for a, b in agent
-                if a < p.start and b > run[-1].end and b - a > config.backchannel_max_seconds
+                if a < phrase.start
+                and b > run[-1].end
+                and b - a > config.backchannel_max_seconds
             ]
-            if p.start - run[-1].end > config.venting_max_gap or gap_agent:
+            if phrase.start - run[-1].end > config.venting_max_gap or gap_agent:
                 windows.append((run[0].start, run[-1].end, run))
                 run = []
-        if hot and p is not None:
-            run.append(p)
+        if hot and phrase is not None:
+            run.append(phrase)
         elif run:
             windows.append((run[0].start, run[-1].end, run))
             run = []
@@ -817,9 +820,9 @@ def analyze_call(
     typing_spans: list[Span] = []
     typing_over_customer: float | None = None
     if AGENT in acoustics:
-        ac = acoustics[AGENT]
-        typing_spans = list(ac.typing)
-        clicks = list(ac.typing_clicks) or [0] * len(typing_spans)
+        agent_ac = acoustics[AGENT]
+        typing_spans = list(agent_ac.typing)
+        clicks = list(agent_ac.typing_clicks) or [0] * len(typing_spans)
         for (a, b), n in zip(typing_spans, clicks, strict=False):
             drafts.append(
                 {"type": "typing", "actor": AGENT, "start": a, "end": b,

@@ -1,0 +1,1 @@
+"""Model artifacts, model cards, and the training and export code behind them."""

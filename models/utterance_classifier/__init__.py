@@ -1,0 +1,1 @@
+"""The utterance classifier: corpus, training, ONNX export and model card (see MODEL_CARD.md)."""
