@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 CORPUS_PATH = Path(__file__).resolve().parent / "corpus.jsonl"
 SEED = 20260
-N_DIALOGUES = 1200
+# 1.1.0: 1200 -> 1600 dialogues, so the (longer) banks are each drawn often enough.
+N_DIALOGUES = 1600
 TURNS_PER_DIALOGUE = (6, 12)
 SPLIT_WEIGHTS = {"train": 0.70, "dev": 0.15, "test": 0.15}
 TEMPLATE_MOD = 5
@@ -44,6 +45,16 @@ P_MISMATCHED_PARAPHRASE = 0.25
 # ASR-style noise: lowercase without punctuation, or a leading filler.
 P_ASR_STYLE = 0.15
 P_FILLER = 0.08
+# Text-to-speech scripts and some ASR output spell contractions out ("I am sorry"); the
+# banks are mostly contracted, so a share of turns is expanded.
+P_EXPAND_CONTRACTIONS = 0.2
+_CONTRACTIONS = (("I'm", "I am"), ("you're", "you are"), ("You're", "You are"),
+                 ("it's", "it is"), ("It's", "It is"), ("I'll", "I will"), ("I've", "I have"),
+                 ("don't", "do not"), ("can't", "cannot"), ("that's", "that is"),
+                 ("That's", "That is"), ("we're", "we are"), ("We're", "We are"),
+                 ("I'd", "I would"), ("won't", "will not"), ("isn't", "is not"),
+                 ("haven't", "have not"), ("we'll", "we will"), ("you'll", "you will"),
+                 ("You'll", "You will"), ("there's", "there is"), ("There's", "There is"))
 
 _THANKS_RE = re.compile(r"\b(thank|thanks|appreciate)", re.IGNORECASE)
 _PLEASE_RE = re.compile(r"\bplease\b", re.IGNORECASE)
@@ -163,7 +174,8 @@ class _DialogueWriter:
 
     def _agent_multi_opening(self) -> tuple[str, set[str]]:
         openings = [m for m in seed.AGENT_MULTI if "identification" in m[1]]
-        text, labs = self.rng.choice(openings)
+        # pick(), not rng.choice(): openings obey the held-out split like every bank.
+        text, labs = self.pick(openings)
         return self.fill(text), set(labs)
 
     def _compose_agent(self, wanted: list[str], prev_need: tuple[str, str, str] | None,
@@ -228,6 +240,9 @@ class _DialogueWriter:
 
 
 def _asr_noise(rng: random.Random, text: str) -> str:
+    if rng.random() < P_EXPAND_CONTRACTIONS:
+        for short, long in _CONTRACTIONS:
+            text = re.sub(rf"\b{short}\b", long, text)
     if rng.random() < P_ASR_STYLE:
         text = re.sub(r"[^\w\s'$.-]", "", text).replace(". ", " ").rstrip(".").lower()
     elif rng.random() < P_FILLER:

