@@ -12,30 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from models.utterance_classifier.labels import LABELS
+
 Speaker = Literal["agent", "customer"]
 
-QA_LABELS: tuple[str, ...] = (
-    "greeting",
-    "identification",
-    "offer_help",
-    "empathy",
-    "apology",
-    "thanks",
-    "courtesy",
-    "paraphrase",
-    "hold_request",
-    "hold_update",
-    "next_steps",
-    "blame",
-    "overwhelm",
-    "jargon",
-    "rushing",
-    "question",
-    "complaint",
-    "upset",
-    "supervisor_request",
-    "satisfaction",
-)
+# The generator writes the classifier's labels on each turn: one inventory for both.
+QA_LABELS: tuple[str, ...] = LABELS
 
 
 @dataclass(frozen=True)
