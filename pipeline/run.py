@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -114,6 +114,74 @@ class TranscribeCalls(beam.PTransform):
         }
 
 
+class AnalyzeCalls(beam.PTransform):
+    """CallTranscript -> utterance labels, dynamics tables, scorecards and failures.
+
+    The classifier labels every utterance (with the other party's previous turn as
+    context); dynamics runs on each transcript with its labels (hold requests and updates);
+    scorecards join labels, metrics and events per call.
+    """
+
+    def __init__(self, config: RunConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, transcripts: beam.PCollection) -> dict[str, beam.PCollection]:
+        config = self.config
+        labelled = (
+            transcripts
+            | "ClassifierInputs" >> beam.FlatMap(classifier_inputs)
+            | "LabelUtterances" >> LabelUtterances(config.classifier)
+        )
+        labels_by_call = labelled["labels"] | "LabelsByCall" >> beam.Map(
+            lambda r: (r.call_id, (r.utterance_id, r.labels))
+        )
+        with_labels = (
+            {
+                "transcripts": transcripts
+                | "KeyTranscripts" >> beam.Map(lambda t: (t.call_id, t)),
+                "labels": labels_by_call,
+            }
+            | "JoinLabels" >> beam.CoGroupByKey()
+            | "TranscriptWithLabels" >> beam.FlatMap(_transcript_with_labels)
+        )
+        dynamics = with_labels | "Dynamics" >> ComputeDynamics(config.dynamics)
+        scorecards = {
+            "transcripts": transcripts,
+            "metrics": dynamics[ComputeDynamics.CALL_METRICS],
+            "events": dynamics[ComputeDynamics.EVENTS],
+            "labels": labels_by_call,
+        } | "Scorecards" >> ScoreCalls(config.scorecard, label_model_name(config.classifier))
+        dead = (
+            labelled["dead_letter"],
+            dynamics[ComputeDynamics.DEAD_LETTER],
+        ) | "AnalysisFailures" >> beam.Flatten()
+        return {
+            "utterance_labels": labelled["labels"],
+            "events": dynamics[ComputeDynamics.EVENTS],
+            "call_metrics": dynamics[ComputeDynamics.CALL_METRICS],
+            "utterance_metrics": dynamics[ComputeDynamics.UTTERANCE_METRICS],
+            "loudness_seconds": dynamics[ComputeDynamics.LOUDNESS_SECONDS],
+            "scorecards": scorecards,
+            "dead_letter": dead,
+        }
+
+
+# Table -> the function that turns its records into rows (schemas in pipeline.schemas).
+ROW_OF: dict[str, Callable[[Any], dict[str, Any]]] = {
+    "calls": call_row,
+    "utterances": utterance_row,
+    "utterance_labels": utterance_labels_row,
+    "scorecards": record_row,
+    "events": record_row,
+    "call_metrics": record_row,
+    "utterance_metrics": record_row,
+    "loudness_seconds": record_row,
+    "dead_letter": dead_letter_row,
+}
+TABLES_WRITTEN = tuple(ROW_OF)
+
+
 def build(
     p: beam.Pipeline,
     specs: Sequence[CallSpec],
@@ -121,66 +189,31 @@ def build(
     out_dir: str,
     config: RunConfig,
 ) -> dict[str, beam.PCollection]:
-    """Add the whole callscope pipeline to ``p``; return its output collections."""
+    """Add the whole callscope pipeline to ``p``; return one collection per table."""
     calls = (
         p
         | "ListCalls" >> beam.Create(list(specs))
         # Spread calls over workers before the heavy per-call work.
         | "SpreadCalls" >> beam.Reshuffle()
     )
-    outputs = calls | "TranscribeCalls" >> TranscribeCalls(config)
-    transcripts = outputs["transcripts"]
-    labelled = (
-        transcripts
-        | "ClassifierInputs" >> beam.FlatMap(classifier_inputs)
-        | "LabelUtterances" >> LabelUtterances(config.classifier)
-    )
-    labels_by_call = labelled["labels"] | "LabelsByCall" >> beam.Map(
-        lambda r: (r.call_id, (r.utterance_id, r.labels))
-    )
-    with_labels = (
-        {
-            "transcripts": transcripts | "KeyTranscripts" >> beam.Map(lambda t: (t.call_id, t)),
-            "labels": labels_by_call,
-        }
-        | "JoinLabels" >> beam.CoGroupByKey()
-        | "TranscriptWithLabels" >> beam.FlatMap(_transcript_with_labels)
-    )
-    dynamics = with_labels | "Dynamics" >> ComputeDynamics(config.dynamics)
-    scorecards = {
-        "transcripts": transcripts,
-        "metrics": dynamics[ComputeDynamics.CALL_METRICS],
-        "events": dynamics[ComputeDynamics.EVENTS],
-        "labels": labels_by_call,
-    } | "Scorecards" >> ScoreCalls(config.scorecard, label_model_name(config.classifier))
-    dead = (
-        outputs["dead_letter"],
-        labelled["dead_letter"],
-        dynamics[ComputeDynamics.DEAD_LETTER],
-        p | "InputFailures" >> beam.Create(list(input_dead)),
-    ) | "AllFailures" >> beam.Flatten()
-    shards = config.output_shards
-    for table, tag in (
-        ("events", ComputeDynamics.EVENTS),
-        ("call_metrics", ComputeDynamics.CALL_METRICS),
-        ("utterance_metrics", ComputeDynamics.UTTERANCE_METRICS),
-        ("loudness_seconds", ComputeDynamics.LOUDNESS_SECONDS),
-    ):
-        _ = dynamics[tag] | f"Write{table.title().replace('_', '')}" >> WriteTable(
-            out_dir, table, record_row, shards
+    transcribed = calls | "TranscribeCalls" >> TranscribeCalls(config)
+    analyzed = transcribed["transcripts"] | "AnalyzeCalls" >> AnalyzeCalls(config)
+    tables = {
+        "calls": transcribed["calls"],
+        "utterances": transcribed["transcripts"]
+        | "Utterances" >> beam.FlatMap(lambda t: t.utterances),
+        **{name: pcoll for name, pcoll in analyzed.items() if name != "dead_letter"},
+        "dead_letter": (
+            transcribed["dead_letter"],
+            analyzed["dead_letter"],
+            p | "InputFailures" >> beam.Create(list(input_dead)),
         )
-    _ = outputs["calls"] | "WriteCalls" >> WriteTable(out_dir, "calls", call_row, shards)
-    _ = (
-        outputs["transcripts"]
-        | "Utterances" >> beam.FlatMap(lambda t: t.utterances)
-        | "WriteUtterances" >> WriteTable(out_dir, "utterances", utterance_row, shards)
-    )
-    _ = labelled["labels"] | "WriteUtteranceLabels" >> WriteTable(
-        out_dir, "utterance_labels", utterance_labels_row, shards
-    )
-    _ = scorecards | "WriteScorecards" >> WriteTable(out_dir, "scorecards", record_row, shards)
-    _ = dead | "WriteDeadLetters" >> WriteTable(out_dir, "dead_letter", dead_letter_row, shards)
-    return {**outputs, "dead_letter": dead}
+        | "AllFailures" >> beam.Flatten(),
+    }
+    for name, records in tables.items():
+        label = "Write" + name.title().replace("_", "")
+        _ = records | label >> WriteTable(out_dir, name, ROW_OF[name], config.output_shards)
+    return tables
 
 
 def label_model_name(config: ClassifierConfig) -> str:
@@ -206,17 +239,6 @@ def _transcript_with_labels(
     return [(t, dict(parts["labels"])) for t in parts["transcripts"]]
 
 
-TABLES_WRITTEN = (
-    "calls",
-    "utterances",
-    "utterance_labels",
-    "scorecards",
-    "dead_letter",
-    "events",
-    "call_metrics",
-    "utterance_metrics",
-    "loudness_seconds",
-)
 
 
 def pipeline_options(beam_args: Sequence[str] | None = None) -> PipelineOptions:

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.evaluation import word_error_rate
-from pipeline.run import run
+from pipeline.run import TABLES_WRITTEN, run
 from pipeline.schemas import SCHEMA_VERSION
 from pipeline.sinks import read_table
 from pipeline.warehouse import connect
@@ -55,6 +55,13 @@ def test_every_file_gets_a_calls_row_and_failures_a_dead_letter(bad_run):
     assert calls["bad-short-call"]["source_sample_rate"] == 8000
     assert calls["rate_11025"]["source_sample_rate"] == 11025
     assert result.calls_failed == 4 and result.calls_ok == 6
+    processed = {c for c, row in calls.items() if row["status"] != "failed"}
+    for table in ("scorecards", "call_metrics"):
+        assert {r["call_id"] for r in read_table(out, table).to_pylist()} == processed, table
+    # The mono call has no roles: metrics that need both parties are null, not made up.
+    metrics = {r["call_id"]: r for r in read_table(out, "call_metrics").to_pylist()}
+    assert metrics["mono_8k"]["agent_talk_share"] is None
+    assert metrics["silent_customer"]["customer_talk_seconds"] in (None, 0.0)
 
 
 def test_utterances_match_the_ground_truth(bad_run):
@@ -92,9 +99,9 @@ def test_parquet_files_carry_the_schema_version(bad_run):
 
 def test_rerun_gives_the_same_rows(bad_run):
     out, _ = bad_run
-    before = {t: _sorted_rows(out, t) for t in ("calls", "utterances", "dead_letter")}
+    before = {t: _sorted_rows(out, t) for t in TABLES_WRITTEN}
     _run(out)
-    after = {t: _sorted_rows(out, t) for t in ("calls", "utterances", "dead_letter")}
+    after = {t: _sorted_rows(out, t) for t in TABLES_WRITTEN}
     for table in before:
         assert after[table] == before[table], table
 
