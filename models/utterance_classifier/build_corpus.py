@@ -58,6 +58,13 @@ _CONTRACTIONS = (("I'm", "I am"), ("you're", "you are"), ("You're", "You are"),
 
 _THANKS_RE = re.compile(r"\b(thank|thanks|appreciate)", re.IGNORECASE)
 _PLEASE_RE = re.compile(r"\bplease\b", re.IGNORECASE)
+# Customer needs phrased as indirect questions ("I'd like to know if it comes in blue").
+# 1.0.0 left them unlabelled, which contradicts the guideline's "I was wondering if ..."
+# example and, with more dialogues in 1.1.0, pushed the dev-tuned question threshold to 0.8.
+_INDIRECT_QUESTION_RE = re.compile(r"\b(like to know|wondering|want to know)\b|\?",
+                                   re.IGNORECASE)
+# "would you mind" / "if you don't mind" are listed polite forms (GUIDELINES.md, courtesy).
+_MIND_RE = re.compile(r"\b(would|do) you mind\b|\bif you (don't|do not) mind\b", re.IGNORECASE)
 
 # Order in which phrases of one agent turn are spoken.
 _AGENT_ORDER = ("greeting", "thanks", "identification", "apology", "empathy", "paraphrase",
@@ -212,6 +219,8 @@ class _DialogueWriter:
         labels = set(labs)
         if need[0] == "problem":
             labels.add("complaint")
+        if _INDIRECT_QUESTION_RE.search(need_c):
+            labels.add("question")  # "I'd like to know if ..." asks (GUIDELINES.md, question)
         if self.rng.random() < 0.3:
             extra = self.rng.choice(["upset", "question", "supervisor_request"])
             part = self.fill(self.pick(seed.CUSTOMER_BANKS[extra]))
@@ -255,7 +264,7 @@ def _auto_labels(role: str, text: str, labels: set[str]) -> set[str]:
     if role == "agent":
         if _THANKS_RE.search(text):
             labels.add("thanks")
-        if _PLEASE_RE.search(text):
+        if _PLEASE_RE.search(text) or _MIND_RE.search(text):
             labels.add("courtesy")
     return labels
 

@@ -74,8 +74,43 @@ def render() -> str:
                  f"fillers, garbage) and {train.get('context_dropout_examples', 0)} "
                  "empty-context copies of train utterances (see `train.py`); training took "
                  f"{train['train_seconds']} s on the 2-core development machine with the "
-                 "encoder cache warm (a cold run first encodes ~7k texts: 2-3 more minutes).")
+                 "encoder cache warm (a cold run first encodes ~10k texts: 3-4 more minutes).")
+    lines += render_calls()
     return "\n".join(lines)
+
+
+def render_calls() -> list[str]:
+    """In-domain table: 1.0.0 (``baseline_1_0_0.json``) vs this model on the generated calls."""
+    calls = json.loads((HERE / "calls_eval_report.json").read_text())
+    base_path = HERE / "baseline_1_0_0.json"
+    base = json.loads(base_path.read_text())["calls"] if base_path.is_file() else None
+    ignored = ", ".join(f"{k} x{v}" for k, v in calls["ignored_labels"].items())
+    lines = [
+        "",
+        f"In-domain (`evaluate_calls.py`): ground-truth text of the {calls['turns']} turns of the "
+        f"{calls['calls']} generated calls in `samples/calls`, `tests/fixtures/dynamics`, "
+        "`tests/fixtures/consistency`, context = previous main turn of the other party, int8 "
+        "model (the pipeline default). Never trained on. Generator labels outside the "
+        f"speaker's inventory are ignored ({ignored}). See \"In-domain evaluation\" below for "
+        "where the generator's labels disagree with GUIDELINES.md.",
+        "",
+        "| label | support | 1.0.0 P | 1.0.0 R | 1.0.0 F1 | P | R | F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for lab in LABELS:
+        m = calls["int8"][lab]
+        if not (m["support"] or m["predicted"]):
+            continue
+        b = base["int8"][lab] if base else {"precision": float("nan"), "recall": float("nan"),
+                                             "f1": float("nan")}
+        lines.append(f"| {lab} | {m['support']} | {b['precision']:.2f} | {b['recall']:.2f} | "
+                     f"{b['f1']:.2f} | {m['precision']:.2f} | {m['recall']:.2f} | "
+                     f"{m['f1']:.2f} |")
+    for key, name in (("micro_f1", "micro"), ("macro_f1_supported", "macro (labels with support)")):
+        b = base["int8"]["_summary"][key] if base else float("nan")
+        lines.append(f"| **{name}** | | | | **{b:.3f}** | | | "
+                     f"**{calls['int8']['_summary'][key]:.3f}** |")
+    return lines
 
 
 def main() -> None:

@@ -1374,6 +1374,20 @@ AGENT_MULTI.extend([
     ("You are welcome. Have a good one.", ("courtesy",)),
     ("I understand, and I'll have someone call you back {timeframe}.",
      ("empathy", "next_steps")),
+    # More call openers of the "thank you for calling <company>" kind (the standard
+    # contact-centre greeting; closings that say it are hard negatives of greeting).
+    ("Thanks for calling {company}.", ("greeting", "identification")),
+    ("Thank you so much for calling {company}.", ("greeting", "identification")),
+    ("Hi, thank you for calling {company}.", ("greeting", "identification")),
+    ("Thank you for calling {company} today.", ("greeting", "identification")),
+    ("Hello, thanks for calling {company}, {agent} here.", ("greeting", "identification")),
+    ("Thank you for calling {company}!", ("greeting", "identification")),
+    ("Good morning, and thank you for calling {company}.", ("greeting", "identification")),
+    ("Thanks for calling {company}, how can I help?",
+     ("greeting", "identification", "offer_help")),
+    ("Thank you for calling {company}, you're speaking with {agent}.",
+     ("greeting", "identification")),
+    ("Hello and thank you for calling {company}.", ("greeting", "identification")),
 ])
 
 AGENT_HARD_NEGATIVES["apology"].extend([
@@ -1408,6 +1422,12 @@ AGENT_HARD_NEGATIVES["hold_update"].extend([
 AGENT_HARD_NEGATIVES["greeting"].extend([
     ("Thanks for calling back about the ticket.", ()),
     ("Hello? I think we have a bad line.", ()),
+    # Closings name the company but neither greet nor identify (GUIDELINES.md).
+    ("You are welcome, thank you for calling {company}.", ("courtesy",)),
+    ("Thanks for calling {company}, have a great day.", ("courtesy",)),
+    ("Thank you for calling {company}, take care.", ("courtesy",)),
+    ("Alright, thanks for calling {company}, bye now.", ()),
+    ("You're welcome. Thank you for choosing {company}, enjoy your evening.", ("courtesy",)),
 ])
 AGENT_HARD_NEGATIVES["paraphrase"].extend([
     ("So let me check the account.", ()),
