@@ -10,7 +10,8 @@ Both run in one invocation on the same files, each in its own process so that pe
 
 Reports audio seconds per wall second for each, their ratio, and peak RSS::
 
-    python benchmarks/bench_pipeline.py samples/manifest.jsonl --out benchmarks/results/pipeline.json
+    python benchmarks/bench_pipeline.py tests/fixtures/dynamics \
+        --out benchmarks/results/pipeline-dynamics20.json
 """
 
 from __future__ import annotations

@@ -84,9 +84,9 @@ def load_call_turns(repo: Path = REPO, dirs: tuple[str, ...] = CALL_DIRS) -> lis
 def score(turns: list[CallTurn], flagged: list[set[str]]) -> dict[str, dict[str, float]]:
     """Per-label P/R/F1/support (speaker's own labels only) plus micro/macro F1."""
     out: dict[str, dict[str, float]] = {}
-    tot = Counter()
+    tot: Counter[str] = Counter()
     for lab in LABELS:
-        c = Counter()
+        c: Counter[tuple[bool, bool]] = Counter()
         for t, f in zip(turns, flagged, strict=True):
             if lab not in ROLE_LABELS[t.role]:
                 continue

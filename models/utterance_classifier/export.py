@@ -215,9 +215,9 @@ def main() -> None:
     for name, m in (("torch", m_torch), ("fp32", m_fp32), ("int8", m_int8)):
         logger.info("%s test micro F1 %.4f macro F1 %.4f", name, m["_summary"]["micro_f1"],
                     m["_summary"]["macro_f1"])
-    if report["max_abs_diff_probabilities_torch_vs_fp32"] > MAX_FP32_ABS_DIFF:
+    if float(report["max_abs_diff_probabilities_torch_vs_fp32"]) > MAX_FP32_ABS_DIFF:
         raise ValueError("fp32 ONNX disagrees with the torch reference")
-    if report["int8_micro_f1_drop"] > MAX_INT8_F1_DROP:
+    if float(report["int8_micro_f1_drop"]) > MAX_INT8_F1_DROP:
         raise ValueError(f"int8 costs {report['int8_micro_f1_drop']:.3f} micro F1")
     logger.info("export done in %.1f s", time.perf_counter() - t0)
 
