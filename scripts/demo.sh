@@ -7,3 +7,5 @@ OUT=${OUT:-out/samples}
 .venv/bin/callscope run samples/manifest.jsonl --out "$OUT" "$@"
 echo
 .venv/bin/callscope query --out "$OUT" --example calls_overview
+.venv/bin/callscope query --out "$OUT" --example call_scorecards
+echo "More: .venv/bin/callscope query --out $OUT --list"
