@@ -333,6 +333,7 @@ SCORECARDS = register(
             ("holds_over_limit_without_update", pa.int32()),
             ("typing_over_customer_seconds", pa.float64()),
             ("agent_pace_flag", pa.bool_()),
+            ("rushed_utterances", pa.int32()),
             ("next_steps", pa.bool_()),
             ("customer_upset", pa.bool_()),
             ("supervisor_requested", pa.bool_()),

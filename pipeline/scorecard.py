@@ -38,7 +38,7 @@ CHECKS: dict[str, str] = {
     "hold_permission": "asked before every hold",
     "hold_updates": "never left the customer on hold over 30 s without an update",
     "no_typing_over_customer": "no audible typing while the customer spoke",
-    "pace": "spoke at a calm pace",
+    "pace": "spoke at a calm pace (no rushed utterances, average rate under the limit)",
     "next_steps": "said what happens next",
 }
 
@@ -101,6 +101,7 @@ class Scorecard:
     holds_over_limit_without_update: int | None
     typing_over_customer_seconds: Seconds | None
     agent_pace_flag: bool | None
+    rushed_utterances: int
     next_steps: bool | None
     customer_upset: bool
     supervisor_requested: bool
@@ -134,6 +135,7 @@ def score_call(
         return _count(sets, ids, name) > 0 if has_agent else None
 
     venting = [e for e in events if e.type == "venting"]
+    rushed = sum(e.type == "fast_pace" for e in events)
     acknowledged = 0
     for event in venting:
         response = json.loads(event.attributes).get("agent_response_utterance_id")
@@ -184,7 +186,7 @@ def score_call(
         ),
         "no_typing_over_customer": typing <= config.typing_tolerance if typing is not None
         else None,
-        "pace": (not metrics.agent_pace_flag)
+        "pace": (not metrics.agent_pace_flag and rushed == 0)
         if metrics and metrics.agent_pace_flag is not None else None,
         "next_steps": next_steps,
     }
@@ -224,6 +226,7 @@ def score_call(
         ),
         typing_over_customer_seconds=typing,
         agent_pace_flag=metrics.agent_pace_flag if metrics else None,
+        rushed_utterances=rushed,
         next_steps=next_steps,
         customer_upset=_count(sets, customer_ids, "upset") > 0,
         supervisor_requested=_count(sets, customer_ids, "supervisor_request") > 0,

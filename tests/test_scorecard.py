@@ -83,6 +83,15 @@ def test_checks_follow_labels_and_dynamics():
     assert card.agent_id == "a-7" and card.label_model == "clf-1"
 
 
+def test_a_rushed_utterance_fails_pace_even_under_the_average_limit():
+    rushed = Event("c1", "c1/e0002", "fast_pace", "agent", 40.0, 44.0, "{}")
+    metrics = _metrics(agent_pace_flag=False)
+    calm = score_call(_call(UTTERANCES), metrics, [VENTING], LABELS)
+    hurried = score_call(_call(UTTERANCES), metrics, [VENTING, rushed], LABELS)
+    assert json.loads(calm.checks)["pace"] is True
+    assert json.loads(hurried.checks)["pace"] is False and hurried.rushed_utterances == 1
+
+
 def test_checks_without_occasion_are_not_applicable():
     card = score_call(_call(UTTERANCES[:1]), _metrics(holds=0, agent_interruptions=0), [], {})
     checks = json.loads(card.checks)
