@@ -21,9 +21,6 @@ from dataclasses import replace
 
 logger = logging.getLogger("callscope")
 
-SQL_DIR = os.path.join(os.path.dirname(__file__), "sql")
-
-
 class _WorkerLogFilter(logging.Filter):
     """Turn Beam's forwarded worker log protos into one readable line; drop Beam's own.
 
@@ -73,7 +70,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.manifest import resolve_input
-    from pipeline.run import RunConfig, run
+    from pipeline.run import RunConfig, run_specs
 
     config = RunConfig()
     config = replace(
@@ -90,12 +87,12 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         audio=replace(config.audio, max_duration=args.max_duration),
         output_shards=args.output_shards,
     )
+    specs, input_dead = resolve_input(args.input)
     if not args.verbose:
-        total = len(resolve_input(args.input)[0])
         job_logger = logging.getLogger("apache_beam.runners.portability.local_job_service")
         job_logger.setLevel(logging.INFO)
-        job_logger.addFilter(_WorkerLogFilter(total))
-    result = run(args.input, args.out, config, beam_args)
+        job_logger.addFilter(_WorkerLogFilter(len(specs)))
+    result = run_specs(specs, input_dead, args.out, config, beam_args)
     if args.consistency and result.utterances:
         print()
         _run_consistency(args.out, args.kb, [])

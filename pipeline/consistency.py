@@ -72,6 +72,7 @@ from pipeline.knowledge import (
 from pipeline.knowledge import DEFAULT_OPTIONS as DEFAULT_OPTION_LEXICON
 from pipeline.records import AGENT, CUSTOMER, ConsistencyFinding, QAPair
 from pipeline.schemas import CONSISTENCY_FINDINGS, CONSISTENCY_QA_PAIRS, QUESTION_GROUPS
+from pipeline.sinks import read_table
 
 logger = logging.getLogger(__name__)
 
@@ -1279,10 +1280,7 @@ def run_consistency(
 
 def read_findings(out_dir: str) -> pa.Table:
     """The ``consistency_findings`` table under ``out_dir`` (empty if none was written)."""
-    files = sorted(glob.glob(os.path.join(out_dir, FINDINGS_TABLE, "*.parquet")))
-    if not files:
-        return CONSISTENCY_FINDINGS.empty_table()
-    table = pa.concat_tables(pq.read_table(f, schema=CONSISTENCY_FINDINGS) for f in files)
+    table = read_table(out_dir, FINDINGS_TABLE)
     return table.sort_by([("group_id", "ascending"), ("variant", "ascending")])
 
 

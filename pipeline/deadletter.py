@@ -32,7 +32,10 @@ def dead_letter_for(element: Any, stage: str, error: BaseException) -> DeadLette
         stage=stage,
         error_type=getattr(error, "code", type(error).__name__),
         message=str(error) or type(error).__name__,
-        audio=str(getattr(element, "audio", "") or ""),
+        audio=str(
+            getattr(element, "audio", None) or getattr(getattr(element, "spec", None), "audio", "")
+            or ""
+        ),
     )
 
 

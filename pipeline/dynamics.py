@@ -43,13 +43,13 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from pipeline.acoustics import ChannelAcoustics, power_mean_db
+from pipeline.deadletter import dead_letter_for
 from pipeline.records import (
     AGENT,
     CUSTOMER,
     CallMetrics,
     CallTranscript,
     ChannelTranscript,
-    DeadLetter,
     Event,
     LoudnessSecond,
     Seconds,
@@ -1038,16 +1038,8 @@ class DynamicsDoFn(beam.DoFn):
         except Exception as e:  # any failure of one call becomes a dead letter
             logger.exception("dynamics failed for %s", getattr(call, "call_id", "?"))
             self.failed.inc()
-            spec = getattr(call, "spec", None)
             yield beam.pvalue.TaggedOutput(
-                ComputeDynamics.DEAD_LETTER,
-                DeadLetter(
-                    call_id=str(getattr(call, "call_id", "")),
-                    stage="dynamics",
-                    error_type=type(e).__name__,
-                    message=str(e),
-                    audio=str(getattr(spec, "audio", "") or ""),
-                ),
+                ComputeDynamics.DEAD_LETTER, dead_letter_for(call, "dynamics", e)
             )
             return
         self.calls.inc()

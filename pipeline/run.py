@@ -284,9 +284,21 @@ def run(
     test_pipeline: beam.Pipeline | None = None,
 ) -> RunResult:
     """Process every call of ``input_path`` and write the tables under ``out_dir``."""
+    specs, input_dead = resolve_input(input_path)
+    return run_specs(specs, input_dead, out_dir, config, beam_args, test_pipeline)
+
+
+def run_specs(
+    specs: Sequence[CallSpec],
+    input_dead: Sequence[DeadLetter],
+    out_dir: str,
+    config: RunConfig | None = None,
+    beam_args: Sequence[str] | None = None,
+    test_pipeline: beam.Pipeline | None = None,
+) -> RunResult:
+    """:func:`run` for calls already resolved (``pipeline.manifest.resolve_input``)."""
     config = config or RunConfig()
     started = time.perf_counter()
-    specs, input_dead = resolve_input(input_path)
     logger.info("%d calls to process, %d input problems", len(specs), len(input_dead))
     os.makedirs(out_dir, exist_ok=True) if "://" not in out_dir else None
     clear_tables(out_dir, TABLES_WRITTEN)

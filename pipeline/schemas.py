@@ -26,13 +26,29 @@ WORD_TYPE = pa.struct(
 )
 
 
-def _with_version(schema: pa.Schema, table: str) -> pa.Schema:
-    return schema.with_metadata(
-        {"callscope.schema_version": SCHEMA_VERSION, "callscope.table": table}
+# Table name -> (schema, key): the key is the columns that identify a row, the natural key
+# a warehouse deduplicates or merges on. It is stored in each file's metadata too.
+TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {}
+
+
+def register(name: str, schema: pa.Schema, key: tuple[str, ...]) -> pa.Schema:
+    """Add a table to :data:`TABLES` and return its schema with callscope's metadata."""
+    missing = set(key) - set(schema.names)
+    if missing:
+        raise ValueError(f"table {name}: key columns {sorted(missing)} are not in the schema")
+    versioned = schema.with_metadata(
+        {
+            "callscope.schema_version": SCHEMA_VERSION,
+            "callscope.table": name,
+            "callscope.key": ",".join(key),
+        }
     )
+    TABLES[name] = (versioned, key)
+    return versioned
 
 
-CALLS = _with_version(
+CALLS = register(
+    "calls",
     pa.schema(
         [
             ("call_id", pa.string()),
@@ -59,10 +75,11 @@ CALLS = _with_version(
             ("pipeline_version", pa.string()),
         ]
     ),
-    "calls",
+    ("call_id",),
 )
 
-UTTERANCES = _with_version(
+UTTERANCES = register(
+    "utterances",
     pa.schema(
         [
             ("call_id", pa.string()),
@@ -77,10 +94,11 @@ UTTERANCES = _with_version(
             ("words", pa.list_(WORD_TYPE)),
         ]
     ),
-    "utterances",
+    ("utterance_id",),
 )
 
-DEAD_LETTER = _with_version(
+DEAD_LETTER = register(
+    "dead_letter",
     pa.schema(
         [
             ("call_id", pa.string()),
@@ -90,7 +108,7 @@ DEAD_LETTER = _with_version(
             ("audio", pa.string()),
         ]
     ),
-    "dead_letter",
+    ("call_id", "stage", "error_type", "message"),
 )
 
 
@@ -124,22 +142,6 @@ def record_row(record: Any) -> dict[str, Any]:
     return asdict(record)
 
 
-# Table name -> (schema, sort key). Rows are written sorted by the key so that a re-run
-# produces byte-comparable tables.
-TABLES: dict[str, tuple[pa.Schema, tuple[str, ...]]] = {
-    "calls": (CALLS, ("call_id",)),
-    "utterances": (UTTERANCES, ("call_id", "utterance_id")),
-    "dead_letter": (DEAD_LETTER, ("call_id", "stage", "error_type", "message")),
-}
-
-
-def register(name: str, schema: pa.Schema, sort_key: tuple[str, ...]) -> pa.Schema:
-    """Add a table to :data:`TABLES` (used by the stage modules below) and return its schema."""
-    versioned = _with_version(schema, name)
-    TABLES[name] = (versioned, sort_key)
-    return versioned
-
-
 # --- consistency ---
 
 CONSISTENCY_QA_PAIRS = register(
@@ -165,7 +167,7 @@ CONSISTENCY_QA_PAIRS = register(
             ("answer_embedding", pa.list_(pa.float32())),
         ]
     ),
-    ("group_id", "qa_id"),
+    ("qa_id",),
 )
 
 QUESTION_GROUPS = register(
@@ -210,7 +212,7 @@ CONSISTENCY_FINDINGS = register(
             ("kb_answer", pa.string()),
         ]
     ),
-    ("group_id", "variant"),
+    ("finding_id",),
 )
 
 
@@ -243,7 +245,7 @@ def _dynamics_tables() -> dict[str, pa.Schema]:
     other = {"agent_pace_flag": pa.bool_()}
     types = {**ints, **strings, **other}
     return {
-        "events": register("events", _dynamics_schema(Event, types), ("call_id", "start")),
+        "events": register("events", _dynamics_schema(Event, types), ("event_id",)),
         "call_metrics": register(
             "call_metrics", _dynamics_schema(CallMetrics, types), ("call_id",)
         ),
@@ -276,7 +278,7 @@ def _classifier_table() -> pa.Schema:
     columns += [(label, pa.bool_()) for label in LABELS]
     columns += [("labels", pa.list_(pa.string())), ("truncated", pa.bool_()),
                 ("model_name", pa.string()), ("model_version", pa.string())]
-    return register("utterance_labels", pa.schema(columns), ("call_id", "utterance_id"))
+    return register("utterance_labels", pa.schema(columns), ("utterance_id",))
 
 
 UTTERANCE_LABELS = _classifier_table()
