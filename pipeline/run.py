@@ -155,6 +155,7 @@ class AnalyzeCalls(beam.PTransform):
         dead = (
             labelled["dead_letter"],
             dynamics[ComputeDynamics.DEAD_LETTER],
+            scorecards[DEAD_LETTER],
         ) | "AnalysisFailures" >> beam.Flatten()
         return {
             "utterance_labels": labelled["labels"],
@@ -162,7 +163,7 @@ class AnalyzeCalls(beam.PTransform):
             "call_metrics": dynamics[ComputeDynamics.CALL_METRICS],
             "utterance_metrics": dynamics[ComputeDynamics.UTTERANCE_METRICS],
             "loudness_seconds": dynamics[ComputeDynamics.LOUDNESS_SECONDS],
-            "scorecards": scorecards,
+            "scorecards": scorecards.scorecards,
             "dead_letter": dead,
         }
 

@@ -314,7 +314,11 @@ SCORECARDS = register(
             ("checks_passed", pa.int32()),
             ("checks_applicable", pa.int32()),
             ("failed_checks", pa.list_(pa.string())),
-            ("checks", pa.string()),  # JSON {check: true | false | null}
+            (
+                "checks",
+                pa.list_(pa.struct([("check", pa.string()), ("result", pa.string()),
+                                    ("reason", pa.string())])),
+            ),
             ("greeting", pa.bool_()),
             ("identification", pa.bool_()),
             ("offer_help", pa.bool_()),
