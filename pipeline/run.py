@@ -42,7 +42,13 @@ from pipeline.schemas import (
 )
 from pipeline.scorecard import ScoreCalls, ScorecardConfig
 from pipeline.sinks import WriteTable, clear_tables, read_table
-from pipeline.utterances import CALLS, AssembleCalls, UtteranceConfig, previous_turns
+from pipeline.utterances import (
+    CALLS,
+    AssembleCalls,
+    UtteranceConfig,
+    previous_turns,
+    summarize_call,
+)
 from pipeline.vad import DetectSpeech, VadConfig
 
 logger = logging.getLogger(__name__)
@@ -198,15 +204,28 @@ def build(
     )
     transcribed = calls | "TranscribeCalls" >> TranscribeCalls(config)
     analyzed = transcribed["transcripts"] | "AnalyzeCalls" >> AnalyzeCalls(config)
+    rejected = p | "InputFailures" >> beam.Create(list(input_dead))
+    backend, model = config.asr.backend, asr_model_name(config.asr)
     tables = {
-        "calls": transcribed["calls"],
+        # An input rejected before decoding (a bad manifest line) still gets its calls row.
+        "calls": (
+            transcribed["calls"],
+            rejected
+            | "RejectedCalls"
+            >> beam.Map(
+                lambda d: summarize_call(
+                    CallSpec(d.call_id, d.audio), None, None, "failed", backend, model
+                )
+            ),
+        )
+        | "AllCalls" >> beam.Flatten(),
         "utterances": transcribed["transcripts"]
         | "Utterances" >> beam.FlatMap(lambda t: t.utterances),
         **{name: pcoll for name, pcoll in analyzed.items() if name != "dead_letter"},
         "dead_letter": (
             transcribed["dead_letter"],
             analyzed["dead_letter"],
-            p | "InputFailures" >> beam.Create(list(input_dead)),
+            rejected,
         )
         | "AllFailures" >> beam.Flatten(),
     }
