@@ -61,6 +61,9 @@ class AudioConfig:
         decode_timeout: Wall-clock seconds allowed for decoding one file, checked between
             blocks. Decoding runs at hundreds of times real time, so 10 minutes is only
             reached by a pathological file.
+        max_channels: Most channels accepted, read from the header: a call has two parties,
+            a multitrack logger or conference bridge a few dozen tracks; a header claiming
+            thousands would make one block of frames gigabytes.
         silence_dbfs: A channel whose peak stays below this level is reported as silent.
         truncated_fraction: A file whose decoded length is below this fraction of the
             length its header declares is dead-lettered as ``TruncatedAudio``; a smaller
@@ -81,6 +84,7 @@ class AudioConfig:
     max_duration: float = 4 * 3600.0
     max_file_mb: float = 2048.0
     decode_timeout: float = 600.0
+    max_channels: int = 32
     silence_dbfs: float = -90.0
     truncated_fraction: float = 0.9
     length_tolerance: float = 0.5
@@ -234,8 +238,13 @@ class _Budget:
         self.config = config
         self.deadline = time.monotonic() + config.decode_timeout
 
-    def check_header(self, rate: int, frames: int | None) -> None:
+    def check_header(self, rate: int, frames: int | None, channels: int) -> None:
         config, shown = self.config, printable(self.uri)
+        if channels > config.max_channels:
+            raise AudioError(
+                "TooManyChannels",
+                f"{shown}: {channels} channels, more than the limit of {config.max_channels}",
+            )
         if not config.min_sample_rate <= rate <= config.max_sample_rate:
             raise AudioError(
                 "UnsupportedSampleRate",
@@ -249,8 +258,8 @@ class _Budget:
         if seconds > self.config.max_duration:
             raise AudioError(
                 "TooLong",
-                f"{printable(self.uri)}: the file {verb} {seconds / 3600:.2f} h, longer than "
-                f"the limit of {self.config.max_duration / 3600:.2f} h "
+                f"{printable(self.uri)}: the file {verb} {_span(seconds)}, longer than "
+                f"the limit of {_span(self.config.max_duration)} "
                 "(raise --max-duration to process it)",
             )
 
@@ -262,6 +271,10 @@ class _Budget:
                 f"{printable(self.uri)}: decoding took longer than "
                 f"{self.config.decode_timeout:.0f} s",
             )
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds:.1f} s"
 
 
 def _decode_soundfile(f: BinaryIO, head: bytes, budget: _Budget) -> Decoded:
@@ -277,7 +290,7 @@ def _decode_soundfile(f: BinaryIO, head: bytes, budget: _Budget) -> Decoded:
         declared = _wav_declared_frames(head) if sf.format in ("WAV", "WAVEX", "RF64") else None
         if declared is None and sf.format != "OGG" and sf.frames > 0:
             declared = int(sf.frames)
-        budget.check_header(rate, declared)
+        budget.check_header(rate, declared, sf.channels)
         blocks: list[np.ndarray] = []
         total = 0
         while True:
@@ -365,7 +378,7 @@ def _decode_ffmpeg(f: BinaryIO, budget: _Budget) -> Decoded:
             declared = int(round(float(stream.duration * stream.time_base) * rate))
         elif container.duration:
             declared = int(round(container.duration / 1e6 * rate))
-        budget.check_header(rate, declared)
+        budget.check_header(rate, declared, stream.channels)
         chunks = []
         total = 0
         for frame in container.decode(stream):
@@ -385,9 +398,9 @@ def _decode_ffmpeg(f: BinaryIO, budget: _Budget) -> Decoded:
 
 
 def _stable(error: BaseException) -> str:
-    # libsndfile names an in-memory buffer by its address: keep messages stable across runs
-    # so the dead letters of a re-run are the same rows.
-    return re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "<data>", str(error))
+    # libsndfile names a buffer by its address and an open file by its descriptor: keep
+    # messages stable across runs so the dead letters of a re-run are the same rows.
+    return re.sub(r"<[^<>]*(?: at 0x[0-9a-fA-F]+| name=\d+)>", "<data>", str(error))
 
 
 def decode_file(f: BinaryIO, uri: str = "", config: AudioConfig | None = None) -> Decoded:

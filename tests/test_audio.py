@@ -229,3 +229,79 @@ def test_mostly_nan_file_is_a_corrupt_samples_dead_letter(tmp_path):
     with pytest.raises(AudioError, match="100% of the samples") as info:
         load_call(CallSpec("c", str(_write(tmp_path / "c.wav", samples, "WAV", "FLOAT"))))
     assert info.value.code == "CorruptSamples"
+
+
+# --- limits: checked before reading or decoding ----------------------------------------------
+
+
+def test_oversized_file_is_refused_from_its_size(tmp_path):
+    path = _write(tmp_path / "c.wav", _two_party(), "WAV", "PCM_16")
+    with pytest.raises(AudioError, match="larger than the limit of 0 MiB") as info:
+        load_call(CallSpec("c", str(path)), AudioConfig(max_file_mb=0.01))
+    assert info.value.code == "FileTooLarge"
+
+
+def test_duration_is_refused_from_the_header_before_decoding(tmp_path):
+    """A header declaring 5 h in front of 1 s of samples is refused as too long."""
+    import struct
+
+    pcm = np.zeros(RATE * 2, dtype="<i2").tobytes()
+    declared = 5 * 3600 * RATE * 2
+    data = (b"RIFF" + struct.pack("<I", 36 + declared) + b"WAVEfmt " + struct.pack("<I", 16)
+            + struct.pack("<HHIIHH", 1, 1, RATE, RATE * 2, 2, 16)
+            + b"data" + struct.pack("<I", declared) + pcm)
+    (tmp_path / "long.wav").write_bytes(data)
+    with pytest.raises(AudioError, match="declares 5.00 h, longer than the limit of 4.00 h") as e:
+        load_call(CallSpec("c", str(tmp_path / "long.wav")))
+    assert e.value.code == "TooLong"
+
+
+def test_length_of_a_wav_without_a_declared_size_comes_from_its_bytes(tmp_path):
+    import struct
+
+    # A streaming writer's header (data size 0xFFFFFFFF) says nothing about the length.
+    pcm = np.zeros(RATE * 3, dtype="<i2").tobytes()
+    data = (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVEfmt " + struct.pack("<I", 16)
+            + struct.pack("<HHIIHH", 1, 1, RATE, RATE * 2, 2, 16)
+            + b"data" + struct.pack("<I", 0xFFFFFFFF) + pcm)
+    (tmp_path / "stream.wav").write_bytes(data)
+    with pytest.raises(AudioError, match="3.0 s, longer than the limit of 2.5 s") as info:
+        load_call(CallSpec("c", str(tmp_path / "stream.wav")), AudioConfig(max_duration=2.5))
+    assert info.value.code == "TooLong"
+
+
+def test_decode_timeout_is_checked_between_blocks(tmp_path):
+    path = _write(tmp_path / "c.flac", _two_party(), "FLAC", "PCM_16")
+    with pytest.raises(AudioError, match="decoding took longer than 0 s") as info:
+        load_call(CallSpec("c", str(path)), AudioConfig(decode_timeout=0.0))
+    assert info.value.code == "DecodeTimeout"
+
+
+def test_header_with_thousands_of_channels_is_refused(tmp_path):
+    import struct
+
+    channels = 100
+    data = (b"RIFF" + struct.pack("<I", 36 + 8000) + b"WAVEfmt " + struct.pack("<I", 16)
+            + struct.pack("<HHIIHH", 1, channels, RATE, RATE * 2 * channels, 2 * channels, 16)
+            + b"data" + struct.pack("<I", 8000) + bytes(8000))
+    (tmp_path / "wide.wav").write_bytes(data)
+    with pytest.raises(AudioError) as info:
+        load_call(CallSpec("c", str(tmp_path / "wide.wav")))
+    assert info.value.code == "TooManyChannels"
+    assert str(info.value).endswith("100 channels, more than the limit of 32")
+
+
+def test_large_junk_file_is_rejected_without_reading_it_whole(tmp_path):
+    import resource
+
+    path = tmp_path / "junk.wav"
+    rng = np.random.default_rng(0)
+    with open(path, "wb") as f:
+        for _ in range(64):  # 64 MiB of random bytes
+            f.write(rng.bytes(2**20))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(AudioError) as info:
+        load_call(CallSpec("junk", str(path)))
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert info.value.code == "CorruptAudio"
+    assert grown_mib < 32, grown_mib
