@@ -157,9 +157,9 @@ def parse_manifest_row(row: Any, base_dir: str) -> CallSpec:
     return CallSpec(
         call_id=call_id,
         audio=audio,
-        agent_id=row.get("agent_id"),
-        started_at=row.get("started_at"),
-        queue=row.get("queue"),
+        agent_id=row.get("agent_id") or None,  # "" is not an agent: unknown
+        started_at=row.get("started_at") or None,
+        queue=row.get("queue") or None,
         language=row.get("language") or "en",
         agent_channel=agent_channel,
         customer_channel=customer_channel,
