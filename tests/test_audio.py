@@ -305,3 +305,31 @@ def test_large_junk_file_is_rejected_without_reading_it_whole(tmp_path):
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert info.value.code == "CorruptAudio"
     assert grown_mib < 32, grown_mib
+
+
+def test_boundary_cases_built_from_the_speech_control_call(tmp_path):
+    from tools.callgen.bad import BOUNDARY_CASES, write_boundary_cases
+
+    paths = write_boundary_cases(BAD / "bad-short-call.flac", tmp_path)
+    outcomes = {}
+    for name, path in paths.items():
+        try:
+            audio = load_call(CallSpec(name, str(path)))
+        except AudioError as e:
+            outcomes[name] = e.code
+        else:
+            outcomes[name] = (audio.num_channels, audio.warnings)
+    assert set(outcomes) == set(BOUNDARY_CASES)
+    assert outcomes["cut_to_30pct.wav"] == "TruncatedAudio"
+    assert outcomes["cut_to_50pct.mp3"] == "TruncatedAudio"
+    assert outcomes["mostly_nan.wav"] == "CorruptSamples"
+    channels, warnings = outcomes["cut_to_95pct.wav"]
+    assert channels == 2 and len(warnings) == 1 and "possibly truncated" in warnings[0]
+    channels, warnings = outcomes["cut_to_60pct.ogg"]
+    assert channels == 2 and any("end-of-stream page" in w for w in warnings)
+    for name in ("same_channels.wav", "near_same_channels.wav"):
+        channels, warnings = outcomes[name]
+        assert channels == 1 and len(warnings) == 1, (name, warnings)
+        assert "both channels carry the same audio" in warnings[0]
+    channels, warnings = outcomes["some_nan.wav"]
+    assert channels == 2 and len(warnings) == 1 and "NaN or infinite samples" in warnings[0]
