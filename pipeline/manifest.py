@@ -32,11 +32,15 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import os
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from typing import Any
+
+import apache_beam as beam
+from apache_beam.pvalue import TaggedOutput
 
 from pipeline.records import CallSpec, DeadLetter, printable
 
@@ -166,85 +170,92 @@ def parse_manifest_row(row: Any, base_dir: str) -> CallSpec:
     )
 
 
-def _read_lines(path: str) -> tuple[str, list[bytes]]:
-    """The manifest's folder and its lines as bytes (a UTF-8 BOM removed)."""
+@dataclass(frozen=True)
+class ListedLine:
+    """One non-blank manifest line after parsing: its spec, or why it was rejected.
+
+    Attributes:
+        where: ``<manifest name>:<line>``, the line's id when it cannot keep its own.
+        line_no: Line number (1-based); earlier lines win a contested ``call_id``.
+        spec: The call, when the line is valid.
+        claimed_id: The valid ``call_id`` the line asks for, valid line or not.
+        audio: The line's audio path, as far as it could be read.
+        error_code: Why the line was rejected (empty when valid).
+        error_message: What was wrong, for a person.
+    """
+
+    where: str
+    line_no: int
+    spec: CallSpec | None
+    claimed_id: str | None
+    audio: str = ""
+    error_code: str = ""
+    error_message: str = ""
+
+    @property
+    def claim(self) -> str:
+        """The id this line competes for (its place when it claims none)."""
+        return self.claimed_id or self.where
+
+
+def _manifest_name(path: str) -> str:
+    return printable(os.path.basename(path.rstrip("/")))
+
+
+def _manifest_base_dir(path: str) -> str:
+    return path.rsplit("/", 1)[0] if _is_remote(path) else os.path.dirname(os.path.abspath(path))
+
+
+def iter_manifest_lines(path: str) -> Iterator[ListedLine]:
+    """Parse a JSONL manifest line by line, streaming: one :class:`ListedLine` per non-blank
+    line. A UTF-8 BOM at the start is dropped; each line is decoded on its own, so a bad byte
+    rejects that line only."""
     if _is_remote(path):
         from apache_beam.io.filesystems import FileSystems
 
-        with FileSystems.open(path, compression_type="uncompressed") as f:
-            data = f.read()
-        base_dir = path.rsplit("/", 1)[0]
+        f = FileSystems.open(path, compression_type="uncompressed")
     else:
-        with open(path, "rb") as f:
-            data = f.read()
-        base_dir = os.path.dirname(os.path.abspath(path))
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    return base_dir, data.split(b"\n")
-
-
-def _parse_line(line: bytes, base_dir: str) -> tuple[CallSpec | None, Any, ManifestError | None]:
-    """``(spec, decoded row, error)`` of one manifest line."""
-    if len(line) > MAX_ROW_BYTES:
-        return None, None, ManifestError(
-            "RowTooLong", f"the line is {len(line)} bytes long (at most {MAX_ROW_BYTES})"
-        )
+        f = open(path, "rb")  # noqa: SIM115 - closed below, also when the caller stops early
+    name, base_dir = _manifest_name(path), _manifest_base_dir(path)
     try:
-        text = line.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return None, None, ManifestError(
-            "InvalidUtf8", f"byte {e.start} of the line is not UTF-8 ({line[e.start:e.end]!r})"
-        )
+        for line_no, raw in enumerate(f, start=1):
+            line = raw.rstrip(b"\n").rstrip(b"\r")
+            if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if line.strip():
+                yield _parse_line(f"{name}:{line_no}", line_no, line, base_dir)
+    finally:
+        f.close()
+
+
+def _parse_line(where: str, line_no: int, line: bytes, base_dir: str) -> ListedLine:
+    row: Any = None
     try:
-        row = json.loads(text)
-    except RecursionError:
-        return None, None, ManifestError("InvalidJson", "the line nests too deeply")
-    except ValueError as e:
-        return None, None, ManifestError("InvalidJson", f"not JSON: {printable(str(e))}")
-    try:
-        return parse_manifest_row(row, base_dir), row, None
-    except ManifestError as e:
-        return None, row, e
-
-
-def read_manifest(path: str) -> tuple[list[CallSpec], list[DeadLetter]]:
-    """Read a JSONL manifest; each non-blank line is one spec or one dead letter.
-
-    A bad line (not UTF-8, not JSON, an invalid field, a ``call_id`` already used by an
-    earlier line) rejects that line only.
-    """
-    base_dir, lines = _read_lines(path)
-    name = printable(os.path.basename(path.rstrip("/")))
-    parsed = []
-    for line_no, line in enumerate(lines, start=1):
-        line = line.rstrip(b"\r")
-        if line.strip():
-            parsed.append((f"{name}:{line_no}", *_parse_line(line, base_dir)))
-    # How often each call_id is claimed, by valid and rejected lines alike.
-    claimed = Counter(_claimed_id(spec, row) for _, spec, row, _ in parsed)
-    specs: list[CallSpec] = []
-    dead: list[DeadLetter] = []
-    taken: set[str] = set()
-    for where, spec, row, error in parsed:
-        if spec is not None and spec.call_id not in taken:
-            taken.add(spec.call_id)
-            specs.append(spec)
-            continue
-        if spec is not None:
-            error = ManifestError(
-                "DuplicateCallId", f"call_id {spec.call_id!r} is already used by an earlier line"
+        if len(line) > MAX_ROW_BYTES:
+            raise ManifestError(
+                "RowTooLong", f"the line is {len(line)} bytes long (at most {MAX_ROW_BYTES})"
             )
-        assert error is not None
-        own = _claimed_id(spec, row)
-        call_id = own if own and claimed[own] == 1 else where
-        audio = spec.audio if spec else _row_audio(row)
-        dead.append(DeadLetter(call_id, STAGE, error.code, f"{where}: {error}", audio))
-    return specs, _unique_dead(dead, taken)
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ManifestError(
+                "InvalidUtf8",
+                f"byte {e.start} of the line is not UTF-8 ({line[e.start:e.end]!r})",
+            ) from e
+        try:
+            row = json.loads(text)
+        except RecursionError as e:
+            raise ManifestError("InvalidJson", "the line nests too deeply") from e
+        except ValueError as e:
+            raise ManifestError("InvalidJson", f"not JSON: {printable(str(e))}") from e
+        spec = parse_manifest_row(row, base_dir)
+    except ManifestError as e:
+        return ListedLine(where, line_no, None, _claimed_id(row), _row_audio(row), e.code,
+                          str(e))
+    return ListedLine(where, line_no, spec, spec.call_id, spec.audio)
 
 
-def _claimed_id(spec: CallSpec | None, row: Any) -> str | None:
-    if spec is not None:
-        return spec.call_id
+def _claimed_id(row: Any) -> str | None:
     if isinstance(row, dict):
         try:
             return valid_call_id(row.get("call_id"))
@@ -260,90 +271,265 @@ def _row_audio(row: Any) -> str:
     return ""
 
 
-def _unique_dead(dead: list[DeadLetter], taken: set[str]) -> list[DeadLetter]:
-    """Dead letters whose ids collide with a call (``m.jsonl:3`` used as a call_id) get a
-    ``#n`` suffix, so every input keeps its own ``calls`` row."""
-    out = []
-    for letter in dead:
-        call_id, n = letter.call_id, 1
-        while call_id in taken:
-            n += 1
-            call_id = f"{letter.call_id}#{n}"
-        taken.add(call_id)
-        out.append(DeadLetter(call_id, letter.stage, letter.error_type, letter.message,
-                              letter.audio))
-    return out
+Settled = tuple[int, CallSpec | DeadLetter]  # (line number, outcome)
 
 
-def find_audio(pattern: str) -> list[str]:
+def settle_claims(lines: Iterable[ListedLine]) -> Iterator[Settled]:
+    """Outcomes of the lines that compete for one id.
+
+    The first valid line keeps the id; a later valid line is a ``DuplicateCallId``; a
+    rejected line keeps its own ``call_id`` when no other line claims it, and is otherwise
+    named by its place.
+    """
+    ordered = sorted(lines, key=lambda line: line.line_no)
+    winner = next((line for line in ordered if line.spec is not None), None)
+    for line in ordered:
+        if line is winner and line.spec is not None:
+            yield line.line_no, line.spec
+            continue
+        if line.spec is not None:
+            code = "DuplicateCallId"
+            message = f"call_id {line.spec.call_id!r} is already used by an earlier line"
+        else:
+            code, message = line.error_code, line.error_message
+        own = line.claimed_id if len(ordered) == 1 and line.claimed_id else line.where
+        yield line.line_no, DeadLetter(own, STAGE, code, f"{line.where}: {message}", line.audio)
+
+
+def settle_collisions(outcomes: Iterable[Settled]) -> Iterator[Settled]:
+    """Outcomes sharing one id (a rejected line's place ``m.jsonl:3`` that a valid line uses
+    as its call_id): the call keeps it, the others get ``#2``, ``#3``... in line order."""
+    ordered = sorted(outcomes, key=lambda o: (isinstance(o[1], DeadLetter), o[0]))
+    for n, (line_no, outcome) in enumerate(ordered, start=1):
+        if n > 1 and isinstance(outcome, DeadLetter):
+            outcome = replace(outcome, call_id=f"{outcome.call_id}#{n}")
+        yield line_no, outcome
+
+
+def _group(items: Iterable[Any], key: Callable[[Any], str]) -> list[list[Any]]:
+    groups: dict[str, list[Any]] = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return list(groups.values())
+
+
+def read_manifest(path: str) -> tuple[list[CallSpec], list[DeadLetter]]:
+    """Read a JSONL manifest on this machine; each non-blank line is one spec or one dead
+    letter (:class:`ListInputs` does the same inside a pipeline).
+
+    A bad line (not UTF-8, not JSON, an invalid field, a ``call_id`` already used by an
+    earlier line) rejects that line only.
+    """
+    claims = _group(iter_manifest_lines(path), lambda line: line.claim)
+    settled = [o for group in claims for o in settle_claims(group)]
+    final = sorted(
+        (o for group in _group(settled, lambda o: o[1].call_id) for o in settle_collisions(group)),
+        key=lambda o: o[0],
+    )
+    specs = [o for _, o in final if isinstance(o, CallSpec)]
+    dead = [o for _, o in final if isinstance(o, DeadLetter)]
+    return specs, dead
+
+
+def iter_audio(pattern: str) -> Iterator[str]:
     """Every entry with an audio extension under a folder (recursively) or matching a glob.
 
     Entries are not opened or followed: directories, FIFOs and links named like audio are
     listed too, so that each ends as a failed call with a precise error instead of vanishing.
-    Sorted by their bytes, so the order is the same on every run.
     """
     if os.path.isdir(pattern):
-        found: list[str] = []
         for folder, dirs, files in os.walk(pattern, followlinks=False):
             dirs.sort()
-            found.extend(os.path.join(folder, n) for n in (*dirs, *files))
-        paths: Iterable[str] = found
+            for name in (*dirs, *sorted(files)):
+                if name.lower().endswith(AUDIO_EXTENSIONS):
+                    yield os.path.join(folder, name)
     else:
-        paths = glob.glob(pattern, recursive=True)
-    return sorted(
-        (p for p in paths if p.lower().endswith(AUDIO_EXTENSIONS)), key=os.fsencode
-    )
+        for path in glob.iglob(pattern, recursive=True):
+            if path.lower().endswith(AUDIO_EXTENSIONS):
+                yield path
+
+
+def find_audio(pattern: str) -> list[str]:
+    """:func:`iter_audio`, sorted by bytes so the order is the same on every run."""
+    return sorted(iter_audio(pattern), key=os.fsencode)
+
+
+def listing_root(pattern: str) -> str:
+    """The folder ids are made relative to: the folder itself, or a glob's longest leading
+    part without wildcards (so an id does not depend on what else matched)."""
+    if os.path.isdir(pattern):
+        return os.path.abspath(pattern)
+    parts = os.path.abspath(pattern).split(os.sep)
+    fixed = list(itertools.takewhile(lambda part: not glob.has_magic(part), parts[:-1]))
+    return os.sep.join(fixed) or os.sep
+
+
+def _stem_id(path: str) -> str:
+    return printable(os.path.splitext(os.path.basename(path))[0]).strip()
+
+
+def _relative_id(path: str, root: str) -> str:
+    relative = printable(os.path.relpath(path, root)).replace(os.sep, "/")
+    return relative.replace("/", PATH_SEPARATOR_IN_ID)
+
+
+def _hashed_id(call_id: str, path: str) -> str:
+    return f"{call_id}#{hashlib.sha1(os.fsencode(path)).hexdigest()[:8]}"
+
+
+def name_by_stem(stem: str, paths: list[str], root: str) -> list[tuple[str, str]]:
+    """``(id, path)`` for the files sharing one stem: the stem when it is alone (and not
+    blank), else each file's relative path."""
+    if stem and len(paths) == 1:
+        return [(stem, paths[0])]
+    return [(_relative_id(p, root), p) for p in paths]
+
+
+def name_apart(call_id: str, paths: list[str]) -> list[tuple[str, str]]:
+    """``(id, path)`` for files given one id: a relative-path id that equals another file's
+    stem (a file named ``sub~a.wav.wav``) gets a short hash of each path."""
+    if len(paths) == 1:
+        return [(call_id, paths[0])]
+    return [(_hashed_id(call_id, p), p) for p in paths]
 
 
 def file_call_ids(paths: list[str], root: str) -> list[str]:
-    """One unique, stable call id per path: the stem, or the relative path where stems collide.
+    """One unique, stable call id per path (see the module docstring).
 
     Args:
-        paths: Audio paths, as listed by :func:`find_audio`.
+        paths: Absolute audio paths, as listed by :func:`find_audio`.
         root: The folder ids are made relative to.
     """
-    stems = [printable(os.path.splitext(os.path.basename(p))[0]).strip() for p in paths]
-    counts = Counter(stems)
-    ids = []
-    for path, stem in zip(paths, stems, strict=True):
-        if stem and counts[stem] == 1 and "/" not in stem:
-            ids.append(stem)
-        else:
-            relative = printable(os.path.relpath(path, root)).replace(os.sep, "/")
-            ids.append(relative.replace("/", PATH_SEPARATOR_IN_ID))
-    # A relative-path id may still equal another file's stem (a file named 'sub~a.wav'):
-    # such ids get a short hash of the path, the same on every run.
-    counts = Counter(ids)
-    return [
-        f"{i}#{hashlib.sha1(os.fsencode(p)).hexdigest()[:8]}" if counts[i] > 1 else i
-        for i, p in zip(ids, paths, strict=True)
-    ]
+    by_stem = _group(paths, _stem_id)
+    named = [n for group in by_stem for n in name_by_stem(_stem_id(group[0]), group, root)]
+    by_id = _group(named, lambda n: n[0])
+    final = dict(
+        (path, call_id)
+        for group in by_id
+        for call_id, path in name_apart(group[0][0], [p for _, p in group])
+    )
+    return [final[p] for p in paths]
+
+
+def is_manifest(input_path: str) -> bool:
+    """Whether ``input_path`` names a JSONL manifest (rather than a folder or glob)."""
+    return input_path.endswith((".jsonl", ".ndjson")) and (
+        _is_remote(input_path) or os.path.isfile(input_path)
+    )
+
+
+def check_input(input_path: str) -> None:
+    """Raise ``ValueError`` when ``input_path`` is no manifest, folder or glob with a match.
+
+    Looks at one match at most, so the driver stays free of per-call state.
+    """
+    if is_manifest(input_path) or os.path.isdir(input_path) or _is_remote(input_path):
+        return
+    if next(glob.iglob(input_path, recursive=True), None) is None:
+        raise ValueError(
+            f"input {printable(input_path)!r} is not a folder, glob or .jsonl manifest"
+        )
 
 
 def resolve_input(input_path: str) -> tuple[list[CallSpec], list[DeadLetter]]:
-    """Call specs and dead letters for a folder, glob or ``.jsonl`` manifest.
+    """Call specs and dead letters for a folder, glob or ``.jsonl`` manifest, on this machine.
 
     Every listed file and every manifest line is either one spec or one dead letter, each
-    with its own ``call_id``.
+    with its own ``call_id``. :class:`ListInputs` gives the same inside a pipeline.
 
     Raises:
         ValueError: Nothing at all matches ``input_path``.
     """
-    is_manifest = input_path.endswith((".jsonl", ".ndjson"))
-    if is_manifest and (_is_remote(input_path) or os.path.isfile(input_path)):
+    if is_manifest(input_path):
         return read_manifest(input_path)
+    check_input(input_path)
     files = find_audio(input_path)
-    if not files and not os.path.exists(input_path) and not glob.glob(input_path):
-        raise ValueError(
-            f"input {printable(input_path)!r} is not a folder, glob or .jsonl manifest"
+    paths = [os.path.abspath(p) for p in files]
+    ids = file_call_ids(paths, listing_root(input_path))
+    return [CallSpec(call_id=i, audio=p) for i, p in zip(ids, paths, strict=True)], []
+
+
+# --- listing inside the pipeline -------------------------------------------------------------
+
+
+def _split_outcome(outcome: Settled) -> Iterator[Any]:
+    _, value = outcome
+    yield TaggedOutput(ListInputs.REJECTED, value) if isinstance(value, DeadLetter) else value
+
+
+class ListInputs(beam.PTransform):
+    """A folder, glob or manifest -> CallSpec (main) and DeadLetter (``rejected``), listed by
+    workers: the driver holds only the input path, never a row per call.
+
+    The outcome is the same as :func:`resolve_input`'s: grouping by key (``GroupByKey``)
+    replaces the in-memory dictionaries. Local folders are walked by :func:`iter_audio`;
+    remote ones (``gs://bucket/calls/**.flac``) matched by Beam's ``fileio.MatchFiles``.
+    """
+
+    REJECTED = "rejected"
+
+    def __init__(self, input_path: str):
+        super().__init__()
+        self.input_path = input_path
+
+    def expand(self, pbegin: beam.pvalue.PBegin) -> beam.pvalue.DoOutputsTuple:
+        if is_manifest(self.input_path):
+            outcomes = self._manifest(pbegin)
+        else:
+            outcomes = self._files(pbegin)
+        return outcomes | "Route" >> beam.FlatMap(_split_outcome).with_outputs(
+            self.REJECTED, main="specs"
         )
-    if os.path.isdir(input_path):
-        root = input_path
-    else:
-        root = os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in files] or ["/"])
-    ids = file_call_ids([os.path.abspath(p) for p in files], os.path.abspath(root))
-    specs = [
-        CallSpec(call_id=call_id, audio=os.path.abspath(p))
-        for call_id, p in zip(ids, files, strict=True)
-    ]
-    return specs, []
+
+    def _manifest(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        return (
+            pbegin
+            | "Manifest" >> beam.Create([self.input_path])
+            | "ReadLines" >> beam.FlatMap(iter_manifest_lines)
+            | "KeyClaims" >> beam.Map(lambda line: (line.claim, line))
+            | "GroupClaims" >> beam.GroupByKey()
+            | "SettleClaims" >> beam.FlatMap(lambda kv: settle_claims(kv[1]))
+            | "KeyIds" >> beam.Map(lambda o: (o[1].call_id, o))
+            | "GroupIds" >> beam.GroupByKey()
+            | "SettleIds" >> beam.FlatMap(lambda kv: settle_collisions(kv[1]))
+        )
+
+    def _files(self, pbegin: beam.pvalue.PBegin) -> beam.PCollection:
+        pattern = self.input_path
+        if _is_remote(pattern):
+            from apache_beam.io import fileio
+
+            if not glob.has_magic(pattern):
+                pattern = pattern.rstrip("/") + "/**"
+            paths = (
+                pbegin
+                | "Match" >> fileio.MatchFiles(pattern)
+                | "AudioOnly" >> beam.Filter(lambda m: m.path.lower().endswith(AUDIO_EXTENSIONS))
+                | "Paths" >> beam.Map(lambda m: os.fsencode(m.path))
+            )
+            root = pattern.split("*", 1)[0].rsplit("/", 1)[0]
+        else:
+            paths = (
+                pbegin
+                | "Pattern" >> beam.Create([pattern])
+                | "Walk"
+                >> beam.FlatMap(lambda p: (os.fsencode(os.path.abspath(x)) for x in iter_audio(p)))
+            )
+            root = listing_root(pattern)
+        # Paths travel as bytes: a name that is not UTF-8 cannot be a Beam string.
+        return (
+            paths
+            | "KeyStems" >> beam.Map(lambda p: (_stem_id(os.fsdecode(p)), p))
+            | "GroupStems" >> beam.GroupByKey()
+            | "NameByStem" >> beam.FlatMap(
+                lambda kv: ((i, os.fsencode(p)) for i, p in
+                            name_by_stem(kv[0], sorted(map(os.fsdecode, kv[1])), root))
+            )
+            | "GroupIds" >> beam.GroupByKey()
+            | "NameApart" >> beam.FlatMap(
+                lambda kv: (
+                    (0, CallSpec(call_id=call_id, audio=path))
+                    for call_id, path in name_apart(kv[0], sorted(map(os.fsdecode, kv[1])))
+                )
+            )
+        )

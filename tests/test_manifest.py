@@ -282,3 +282,53 @@ def test_a_real_run_gives_every_input_exactly_one_calls_row(tmp_path):
         "m.jsonl:3": "InvalidUtf8",
     }
     assert rows["caf\\xe9"]["audio"].endswith("calls/caf\\xe9.flac")
+
+
+# --- listing inside the pipeline gives the same calls ----------------------------------------
+
+
+def _assert_listed_in_pipeline(input_path: str, specs, dead) -> None:
+    """ListInputs on FnApiRunner gives exactly ``specs`` and ``dead`` (in any order)."""
+    import apache_beam as beam
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from pipeline.manifest import ListInputs
+
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        listed = p | ListInputs(input_path)
+        assert_that(listed.specs, equal_to(specs), label="Specs")
+        assert_that(listed.rejected, equal_to(dead), label="Rejected")
+
+
+def test_listing_inside_the_pipeline_equals_listing_on_the_driver(tmp_path):
+    calls = tmp_path / "calls"
+    for name in ("a.wav", "a.mp3", "sub/a.wav", "b.WAV", "sub~a.wav.wav", "notes.txt"):
+        (calls / name).parent.mkdir(parents=True, exist_ok=True)
+        (calls / name).write_bytes(b"x")
+    (calls / "folder.flac").mkdir()
+    os.mkfifo(calls / "pipe.wav")
+    (calls / "dangling.wav").symlink_to(calls / "gone.wav")
+    open(os.path.join(os.fsencode(str(calls)), b"caf\xe9.wav"), "wb").close()
+    manifest = _write_manifest(tmp_path / "m.jsonl", [
+        b'\xef\xbb\xbf{"call_id": "m.jsonl:2", "audio": "1.wav"}',
+        b"not json",
+        b'{"call_id": "dup", "audio": "2.wav"}',
+        b'{"call_id": "dup", "audio": "3.wav"}',
+        b'{"call_id": "own", "audio": "4.wav", "channels": {"agent": %d}}' % 2**31,
+        b'{"call_id": "caf\xe9", "audio": "5.wav"}',
+        b"",
+        b'{"call_id": "\\ud800", "audio": "6.wav", "queue": "q"}',
+    ])
+    for input_path in (str(calls), str(calls / "**" / "*.wav"), manifest):
+        specs, dead = resolve_input(input_path)
+        assert specs, input_path
+        _assert_listed_in_pipeline(input_path, specs, dead)
+    assert _outcomes(*resolve_input(manifest)) == {
+        "m.jsonl:2": "ok",
+        "m.jsonl:2#2": "InvalidJson",
+        "dup": "ok",
+        "m.jsonl:4": "DuplicateCallId",
+        "own": "BadChannelMap",
+        "m.jsonl:6": "InvalidUtf8",
+        "m.jsonl:8": "InvalidUnicode",
+    }
