@@ -509,7 +509,7 @@ def channel_correlation(samples: np.ndarray, rate: int, floor_dbfs: float = -50.
     if n == 0:
         return None
     frames = samples[:, :n].reshape(2, -1, window)
-    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=2))
+    rms = np.sqrt(np.einsum("cwi,cwi->cw", frames, frames) / window)
     loud = np.max(rms, axis=0) > 10 ** (floor_dbfs / 20)
     if not loud.any():
         return None
