@@ -180,27 +180,17 @@ def score_call(
     opening = [u.utterance_id for u in agent if u.start - agent[0].start <= config.opening_window]
     roles_unknown = bool(call.utterances) and not agent and not customer
 
-    def agent_reason() -> str | None:
+    def missing(ids: list[str], party: str) -> str | None:
         if roles_unknown:
             return "speaker roles unknown"
-        if not agent:
-            return "no agent speech"
-        missing = [u for u in agent_ids if u not in sets]
-        if missing:
-            return (f"classifier labels missing for {len(missing)} of {len(agent_ids)} "
-                    "agent utterances")
+        unlabelled = [u for u in ids if u not in sets]
+        if unlabelled:
+            return (f"classifier labels missing for {len(unlabelled)} of {len(ids)} "
+                    f"{party} utterances")
         return None
 
-    def customer_reason() -> str | None:
-        if roles_unknown:
-            return "speaker roles unknown"
-        missing = [u for u in customer_ids if u not in sets]
-        if missing:
-            return (f"classifier labels missing for {len(missing)} of {len(customer_ids)} "
-                    "customer utterances")
-        return None
-
-    agent_na, customer_na = agent_reason(), customer_reason()
+    agent_na = missing(agent_ids, "agent") or (None if agent else "no agent speech")
+    customer_na = missing(customer_ids, "customer")
 
     def agent_count(name: str, ids: list[str] = agent_ids) -> int | None:
         return None if agent_na else _count(sets, ids, name)
