@@ -66,6 +66,7 @@ from pipeline.grouping import (
     slots_clash,
 )
 from pipeline.knowledge import (
+    AGE,
     CHARGE,
     DURATION,
     KB,
@@ -650,7 +651,7 @@ class GroupQuestions(beam.PTransform):
 # --- 4. comparing answers -------------------------------------------------------------------
 
 _SEVERITY = {
-    CHARGE: "high", MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high",
+    CHARGE: "high", MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high", AGE: "high",
     DURATION: "medium",
     SEMANTIC: "low",
 }  # fmt: skip
@@ -861,7 +862,7 @@ def compare_group(
 
 def _hashable(value: Any) -> Any:
     if isinstance(value, tuple):
-        return tuple((q.kind, q.low, q.high) for q in value)
+        return tuple((q.kind, q.low, q.high, q.unit) for q in value)
     return value
 
 

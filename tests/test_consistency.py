@@ -73,7 +73,31 @@ def test_words_to_digits_reads_spoken_numbers() -> None:
          "You get the money back on the same card you used.", True),
         ("The refund goes back to your original payment method.",
          "Refunds are given as store credit.", False),
-        ("Yes, with our Flex Pay plan you can split it.", "Our Easy Split option lets you.", False),
+        # Capitalised product terms are not rival options.
+        ("Yes, with our Flex Pay plan you can split it.",
+         "Yes, the Easy Split option lets you do that.", True),
+        # Money in other currencies, Indian grouping, lakh/crore, number words.
+        ("The smallest yearly premium we take is Rs 15,000.",
+         "You have to pay at least fifteen thousand rupees a year.", True),
+        ("The smallest yearly premium we take is Rs 15,000.",
+         "Minimum premium is INR 30,000 per annum.", False),
+        ("The cover goes up to 2,50,000 rupees.", "Maximum cover is 2.5 lakh.", True),
+        ("Maximum cover is ₹1 crore.", "You can be insured for up to Rs 50 lakh.", False),
+        ("The transfer fee is 15 euros.", "We charge €15 for a transfer.", True),
+        ("The transfer fee is 15 euros.", "We charge $15 for a transfer.", False),
+        # Counts, frequencies and option sets compared as sets.
+        ("You can only pay the premium yearly.",
+         "Premiums can be paid monthly, quarterly, half-yearly or yearly.", False),
+        ("There are three ways to pay.", "You have two ways of paying.", False),
+        ("We take deposits in dollars and euros.", "Deposits are possible in USD and EUR.",
+         True),
+        ("We take deposits in dollars and euros.",
+         "Deposits are possible in euros and pounds sterling.", False),
+        # Ages are not durations.
+        ("Your parents can join the plan until they turn 60 years old.",
+         "Parents are eligible up to the age of 75.", False),
+        ("Children are covered from 3 months to 18 years of age.",
+         "Kids stay on the plan until age 18.", True),
         ("No, returns are completely free.", "We keep fifteen percent as a restocking fee.",
          False),
     ],
@@ -93,8 +117,21 @@ def test_polarity_reads_the_opening_not_incidental_negations() -> None:
     assert extract_facts("No, a shipped order cannot be cancelled.").polarity == "no"
 
 
+def test_ages_are_not_durations_and_charge_reads_as_a_word() -> None:
+    from pipeline.knowledge import describe_value
+
+    facts = extract_facts("The plan runs for 10 years and covers anyone up to 55 years of age.")
+    assert {(q.kind, q.low) for q in facts.quantities} == {("duration", 3650.0), ("age", 55.0)}
+    free = extract_facts("Changing the date is free of charge.").values()
+    assert describe_value("charge", free["charge"]) == "free"
+    assert describe_value("money", extract_facts("It is Rs 1,20,000.").values()["money"]) == (
+        "INR 120,000.00"
+    )
+
+
 def test_facts_round_trip() -> None:
-    facts = extract_facts("Yes, it's $4.99 and ships by UPS, Monday to Friday, in 3-5 days.")
+    facts = extract_facts("Yes, it's $4.99 and ships by UPS only, Monday to Friday, in 3-5 days, "
+                          "for 2 people up to 70 years old, Rs 5 lakh cover.")
     from pipeline.knowledge import AnswerFacts
 
     assert AnswerFacts.from_dict(facts.to_dict()) == facts
