@@ -95,6 +95,9 @@ QA_TABLE = "consistency_qa_pairs"
 GROUPS_TABLE = "question_groups"
 FINDINGS_TABLE = "consistency_findings"
 UNMATCHED = "unmatched"
+# Finding kind of answers to one question that differ with no majority value (1 vs 1,
+# 2 vs 2): every side is a finding, none is called right.
+DISAGREEMENT = "disagreement"
 
 
 @dataclass(frozen=True)
@@ -653,7 +656,7 @@ class GroupQuestions(beam.PTransform):
 _SEVERITY = {
     CHARGE: "high", MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high", AGE: "high",
     DURATION: "medium",
-    SEMANTIC: "low",
+    SEMANTIC: "low", DISAGREEMENT: "low",
 }  # fmt: skip
 _SEVERITY_ORDER = ("none", "low", "medium", "high")
 
@@ -725,6 +728,7 @@ def compare_group(
     conflicts: list[dict[str, int]] = [{} for _ in members]  # dim -> cluster index
     expected: dict[str, str] = {}
     cluster_values: dict[tuple[str, int], Any] = {}
+    disputed: dict[str, str] = {}  # dimension without a majority -> its sides
     for dim in dims:
         if dim == POLARITY and not yes_no:
             continue
@@ -756,10 +760,12 @@ def compare_group(
             ]
             ranked = sorted(support, reverse=True)
             if ranked[0][1] < config.min_majority or ranked[0] == ranked[1]:
-                logger.debug("group %s: no majority on %s (%s)", group_id, dim, ranked)
-                continue
-            majority = support.index(ranked[0])
-            expected[dim] = describe_value(dim, clusters[majority][0])
+                # No majority (1 vs 1, 2 vs 2): every side is reported as a disagreement.
+                disputed[dim] = " | ".join(describe_value(dim, rep) for rep, _ in clusters)
+                majority = -1
+            else:
+                majority = support.index(ranked[0])
+                expected[dim] = describe_value(dim, clusters[majority][0])
         for c, (rep, ks) in enumerate(clusters):
             if c == majority:
                 continue
@@ -820,6 +826,8 @@ def compare_group(
     for n, sig in enumerate(order):
         ks = variants[sig]
         kinds = tuple(dim for dim, _ in sig)
+        if any(dim in disputed for dim in kinds):
+            kinds = (DISAGREEMENT, *kinds)
         if reference is not None and sig:
             against_kb = any(
                 dim in reference.values or (dim == SEMANTIC and c == KB_GAP) for dim, c in sig
@@ -845,7 +853,8 @@ def compare_group(
                 reference="knowledge_base" if reference is not None else "majority",
                 stated=stated,
                 expected="; ".join(
-                    f"{dim}: {expected[dim]}" for dim, _ in sig if dim in expected
+                    [f"{dim}: {expected[dim]}" for dim, _ in sig if dim in expected]
+                    + [f"{dim}: no majority ({disputed[dim]})" for dim, _ in sig if dim in disputed]
                 ),
                 num_answers=len(ks),
                 agent_ids=tuple(sorted({m.pair.agent_id or "" for m in mems})),

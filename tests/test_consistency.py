@@ -19,7 +19,9 @@ import pytest
 
 from pipeline.consistency import (
     ConsistencyConfig,
+    EmbeddedQA,
     UtteranceRow,
+    compare_group,
     extract_qa_pairs,
     is_yes_no_question,
     load_group_index,
@@ -28,7 +30,17 @@ from pipeline.consistency import (
     run_consistency,
     summarize_findings,
 )
-from pipeline.grouping import GroupingConfig, group_questions, question_slots, slots_clash
+from pipeline.grouping import (
+    GroupingConfig,
+    add_to_exemplars,
+    assign,
+    empty_exemplar_set,
+    group_questions,
+    link,
+    merge_exemplar_sets,
+    question_slots,
+    slots_clash,
+)
 from pipeline.knowledge import (
     KnowledgeBase,
     extract_facts,
@@ -205,6 +217,22 @@ def test_grouping_finds_clusters_and_ids_do_not_depend_on_order() -> None:
     assert all(i.startswith("g") and len(i) == 13 for i in ids)
 
 
+def test_group_ids_do_not_depend_on_merge_order() -> None:
+    points, texts, _ = _blobs(300, 2)
+    cfg = GroupingConfig()
+    parts = [
+        add_to_exemplars(empty_exemplar_set(), points[k : k + 60], texts[k : k + 60], cfg)
+        for k in range(0, 300, 60)
+    ]
+    a = link(merge_exemplar_sets(parts, cfg), cfg)
+    b = link(merge_exemplar_sets(parts[::-1], cfg), cfg)
+    c = link(merge_exemplar_sets([merge_exemplar_sets(parts[3:], cfg),
+                                  merge_exemplar_sets(parts[:3], cfg)], cfg), cfg)  # fmt: skip
+    assert a.group_ids == b.group_ids == c.group_ids
+    ids = [a.group_ids[g] for g in assign(a, points, texts, cfg)]
+    assert ids == [b.group_ids[g] for g in assign(b, points, texts, cfg)]
+
+
 def test_grouping_does_not_snowball_along_a_chain() -> None:
     # Points along a half circle, each nearly identical to the next: a chain of near
     # neighbours must not pull opposite questions (cosine -1) into one group.
@@ -240,6 +268,41 @@ def test_grouping_respects_product_slots_on_real_embeddings(encoder_available: N
     ids, _ = group_questions(embed_texts(texts), texts)
     assert ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
     assert ids[4] == ids[5] and ids[6] == ids[7] and ids[4] != ids[6]
+
+
+def _member(n: int, agent: str, question: str, answer: str) -> EmbeddedQA:
+    pair = QAPair(qa_id=f"c{n}/u0001", call_id=f"c{n}", agent_id=agent, started_at=None,
+                  question_utterance_id=f"c{n}/u0001", question_text=question,
+                  question_start=0.0, question_end=2.0, answer_utterance_ids=(f"c{n}/u0002",),
+                  answer_text=answer, answer_start=2.5, answer_end=5.0)  # fmt: skip
+    unit = np.ones(4, np.float32) / 2.0
+    return EmbeddedQA(pair, unit, unit, extract_facts(answer))
+
+
+@pytest.mark.parametrize("per_side", [1, 2])
+def test_disagreement_without_majority_names_every_side(per_side: int) -> None:
+    q = "How long until my refund shows up?"
+    members = [_member(k, f"a{k}", q, "It takes five business days.") for k in range(per_side)]
+    members += [
+        _member(10 + k, f"b{k}", q, "Give it about three weeks.") for k in range(per_side)
+    ]
+    findings = compare_group("g1", members, ConsistencyConfig())
+    assert len(findings) == 2 and not any(f.is_majority for f in findings)
+    assert all(f.kinds == ("disagreement", "duration") for f in findings)
+    assert all(f.severity == "medium" for f in findings)
+    assert sorted(f.stated for f in findings) == ["duration: 21 days", "duration: 5 days"]
+    assert all("no majority" in f.expected for f in findings)
+    assert sum(f.num_answers for f in findings) == 2 * per_side
+
+
+def test_majority_outlier_is_not_a_disagreement() -> None:
+    q = "What is the minimum premium?"
+    members = [_member(k, f"a{k}", q, "The minimum premium is Rs 12,000.") for k in range(2)]
+    members.append(_member(9, "b", q, "You pay at least INR 24,000."))
+    findings = compare_group("g2", members, ConsistencyConfig())
+    outliers = [f for f in findings if not f.is_majority]
+    assert len(outliers) == 1 and outliers[0].kinds[0] != "disagreement"
+    assert outliers[0].severity == "high" and "INR 24,000.00" in outliers[0].stated
 
 
 # --- knowledge base ---------------------------------------------------------------------------
@@ -340,6 +403,22 @@ def test_consistency_run_finds_contradictions_and_grows_incrementally(
     assert len(flagged2 & all_wrong) / len(all_wrong) >= MIN_RECALL
     assert not flagged2 & (right | right2)
     assert flagged & wrong <= flagged2  # day-1 findings are kept
+
+
+def test_rerunning_calls_does_not_double_count(tmp_path: Path, encoder_available: None) -> None:
+    calls = generate_consistency_scenarios(40, 4, seed=8)
+    wrong, right = write_scenario_tables(calls[:25], tmp_path / "a")
+    write_scenario_tables(calls[25:], tmp_path / "b")
+    out = str(tmp_path / "out")
+    for day in ("a", "a", "b"):  # day a is run twice, then new calls arrive
+        run_consistency(str(tmp_path / day / "utterances"), str(tmp_path / day / "calls"), out)
+    groups = pq.read_table(tmp_path / "out" / "question_groups",
+                           filters=[("index_version", "=", 3)])  # fmt: skip
+    qa_ids = set(pq.read_table(tmp_path / "out" / "consistency_qa_pairs").column("qa_id")
+                 .to_pylist())  # fmt: skip
+    assert sum(groups.column("num_questions").to_pylist()) == len(qa_ids)
+    counted = sum(r["num_answers"] for r in read_findings(out).to_pylist())
+    assert counted <= len(qa_ids)
 
 
 def test_knowledge_base_contradiction_is_flagged_even_when_agents_agree(
