@@ -61,6 +61,7 @@ from pipeline.grouping import (
     assign,
     empty_exemplar_set,
     link,
+    mask_entities,
     merge_exemplar_sets,
     question_slots,
     slots_clash,
@@ -74,6 +75,7 @@ from pipeline.knowledge import (
     PERCENT,
     POLARITY,
     SEMANTIC,
+    WEEKDAYS,
     AnswerFacts,
     KnowledgeBase,
     compile_options,
@@ -417,7 +419,11 @@ class EmbedQAPairs(beam.DoFn):
 
     def process(self, batch: Sequence[QAPair]) -> Iterator[EmbeddedQA]:
         assert self._embed is not None
-        texts = [p.question_text for p in batch] + [p.answer_text for p in batch]
+        # Entity names are masked for the embedding only (see grouping.mask_entities); slots
+        # and facts are read from the full text.
+        texts = [mask_entities(p.question_text) for p in batch] + [
+            mask_entities(p.answer_text) for p in batch
+        ]
         vectors = np.asarray(self._embed(texts), dtype=np.float32)
         n = len(batch)
         for k, pair in enumerate(batch):
@@ -668,6 +674,10 @@ def severity_of(kinds: Iterable[str]) -> str:
     return max(levels, key=_SEVERITY_ORDER.index) if levels else "none"
 
 
+# Facts said in too many ways (or too incidentally: "every month left on the contract") to
+# tell whether an answer speaks to the agreed fact; the fact-gap check ignores them.
+_SOFT_DIMS = frozenset({POLARITY, WEEKDAYS, "option:frequency"})
+
 # Cluster index of a semantic conflict with the approved answer (0: with the majority).
 KB_GAP = 1
 
@@ -742,6 +752,7 @@ def compare_group(
                     break
             else:
                 clusters.append((values[k][dim], [k]))
+        clusters = _bridge_clusters(dim, clusters, values, stating)
         ref_value = reference.values.get(dim) if reference else None
         if ref_value is not None:
             agreeing = [
@@ -773,8 +784,12 @@ def compare_group(
             for k in ks:
                 conflicts[k][dim] = c
     majority_members: set[int] = set()
+    # In a yes/no question the yes or no is the fact; elsewhere it is manner of speaking.
+    soft = _SOFT_DIMS - {POLARITY} if yes_no else _SOFT_DIMS
     for dim in dims:
-        if dim == POLARITY and not yes_no:
+        if dim in _SOFT_DIMS:
+            # Yes/no and days are said in too many ways for "states none of it" to mean
+            # "says something else"; the fact gap is about amounts and named options.
             continue
         stating = [k for k, v in enumerate(values) if dim in v and dim not in conflicts[k]]
         if len(stating) >= config.fact_gap_coverage * len(members):
@@ -783,7 +798,9 @@ def compare_group(
         mean = np.stack([members[k].answer_vector for k in sorted(majority_members)]).mean(0)
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         for k in range(len(members)):
-            if values[k] or conflicts[k]:
+            # Checked: answers that state no hard fact (a "yes" or "every month" does not
+            # speak to "a $50 fee").
+            if conflicts[k] or any(dim not in soft for dim in values[k]):
                 continue
             if float(members[k].answer_vector @ mean) < config.fact_gap_threshold:
                 conflicts[k][SEMANTIC] = 0
@@ -867,6 +884,36 @@ def compare_group(
             )
         )
     return findings
+
+
+def _bridge_clusters(
+    dim: str,
+    clusters: list[tuple[Any, list[int]]],
+    values: Sequence[dict[str, Any]],
+    stating: Sequence[int],
+) -> list[tuple[Any, list[int]]]:
+    """Merge value clusters that one answer agrees with both of: "10% for seniors" and "50%
+    for children" are two halves of "10% for seniors, 50% for children", not rivals."""
+    if len(clusters) < 2:
+        return clusters
+    merged = [(rep, list(ks)) for rep, ks in clusters]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                if any(
+                    values_agree(dim, values[k][dim], merged[i][0])
+                    and values_agree(dim, values[k][dim], merged[j][0])
+                    for k in stating
+                ):
+                    merged[i] = (merged[i][0], merged[i][1] + merged[j][1])
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
 
 
 def _hashable(value: Any) -> Any:

@@ -212,7 +212,9 @@ class Quantity:
             if self.high < 1:
                 return _range(self.low * 24, self.high * 24, "{:g} h")
             return _range(self.low, self.high, "{:g} days")
-        return _range(self.low, self.high, "{:g}:00")
+        return "-".join(
+            dict.fromkeys(f"{int(h)}:{round((h - int(h)) * 60):02d}" for h in (self.low, self.high))
+        )
 
 
 def _range(low: float, high: float, fmt: str) -> str:
@@ -462,10 +464,19 @@ _ALL_WEEK = re.compile(
 )
 
 
+_CLOSED_ON = re.compile(
+    r"\b(?:closed (?:on |every |all day )*|except (?:for )?(?:on )?)("
+    + "|".join(_WEEKDAYS)
+    + r")s?\b"
+)
+
+
 def extract_weekdays(norm: str) -> frozenset[str]:
     """The days of the week a schedule names ("Monday to Friday", "weekdays", "every day")."""
+    closed = {m.group(1)[:3] for m in _CLOSED_ON.finditer(norm)}
+    norm = _CLOSED_ON.sub(" ", norm)
     if _ALL_WEEK.search(norm):
-        return frozenset(w[:3] for w in _WEEKDAYS)
+        return frozenset(w[:3] for w in _WEEKDAYS if w[:3] not in closed)
     days: set[str] = set()
     rest = norm
     for m in _WEEKDAY_RANGE.finditer(norm):
@@ -494,13 +505,26 @@ _NO_START = re.compile(
 _NEGATION = re.compile(
     r"\b(?:not|cannot|can't|cant|don't|doesn't|didn't|won't|wouldn't|isn't|aren't|wasn't|"
     r"shouldn't|couldn't|never|unfortunately|afraid not|no longer|unable|not able|"
-    r"not possible|impossible|(?:is|are) non-?refundable)\b"
+    r"not possible|impossible|(?:is|are) non-?refundable|"
+    r"there (?:is|are|'s) no(?!\s+(?:charge|fee|fees|cost|extra|additional|need|problem|"
+    r"restrictions?|limits?))|(?:offers?|has|have|provides?|accepts?|allows?) no|"
+    r"no-smoking|non-smoking|smoke-free|"
+    r"no\s+(?:\w+\s+){0,2}(?:is|are)?\s*(?:allowed|permitted|available|offered|provided)|"
+    r"(?:is|are) (?:strictly )?prohibited|(?:is|are) (?:entirely |completely )?non-?\w+ing)\b"
 )
 _AFFIRM = re.compile(
     r"\b(?:you can|you could|we can|we do|we will|it is|it's|that's fine|that is fine|"
     r"no problem|you're able|you are able|is possible|it does|you do|we accept|we offer|"
-    r"we allow|allowed|included|is covered|are covered|you will|you'll)\b"
+    r"we allow|allowed|included|is covered|are covered|you will|you'll|offers?|accepts?|"
+    r"provides?|has|have|does have|does offer|includes|is available|are available|"
+    r"(?:is|are) welcome|welcomes|can be used|friendly|permitted)\b"
 )
+_CHECKING = re.compile(
+    r"\b(?:let me|one moment|give me a|hold on|bear with me|i'll check|i will check|"
+    r"let's see|checking)\b"
+)
+_CONDITIONAL = re.compile(r"^(?:if|when|unless|as long as|provided)\b")
+_NOT_NEGATION = re.compile(r"\b(?:do not worry|don't worry|not to worry|not a problem)\b")
 _CONTRAST = re.compile(r"\b(?:but|however|although|unfortunately)\b")
 
 
@@ -512,7 +536,11 @@ def extract_polarity(norm: str) -> str | None:
     sentence ("we can't", "unfortunately") reads as no and an affirmative one as yes.
     "No problem" and "no fee" are not negations of the answer.
     """
-    first = re.split(r"(?<=[.!?])\s+", norm.strip(), maxsplit=1)[0]
+    sentences = re.split(r"(?<=[.!?])\s+", norm.strip())
+    # "Sure, let me check that for you. ..." is no answer yet: read the next sentence.
+    while len(sentences) > 1 and _CHECKING.search(sentences[0]):
+        sentences = sentences[1:]
+    first = sentences[0]
     if _NO_START.search(first):
         return "no"
     if _YES_START.search(first):
@@ -521,6 +549,9 @@ def extract_polarity(norm: str) -> str | None:
         if contrast and _NEGATION.search(after[contrast.start() :]):
             return "no"
         return "yes"
+    if _CONDITIONAL.match(first):
+        return None  # "When the cancellation is not made in time, ...": no yes or no
+    first = _NOT_NEGATION.sub(" ", first)
     if _NEGATION.search(first):
         return "no"
     if _AFFIRM.search(first):
@@ -560,9 +591,14 @@ DEFAULT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "chat": ("live chat", "chat"),
     },
     "payment": {
-        "paypal": ("paypal",), "credit_card": ("credit card", "visa", "mastercard", "amex"),
-        "debit_card": ("debit card",), "bank_transfer": ("bank transfer", "wire transfer"),
-        "cash": ("cash on delivery", "in cash"), "check": ("check", "cheque"),
+        "paypal": ("paypal",),
+        "credit_card": ("credit card", "visa", "mastercard", "master card", "amex",
+                        "american express", "discover card", "diners club"),
+        "debit_card": ("debit card", "maestro"),
+        "bank_transfer": ("bank transfer", "wire transfer"),
+        "cash": ("cash on delivery", "in cash", "cash"),
+        # "check" alone is mostly the verb ("check in", "please check"): cheque phrases only.
+        "check": ("cheque", "by check", "personal check", "paper check"),
         "apple_pay": ("apple pay",), "google_pay": ("google pay",),
     },
     "frequency": {
@@ -601,7 +637,8 @@ def compile_options(
                 triples.append((family, option, phrase))
     triples.sort(key=lambda t: -len(t[2]))
     return tuple(
-        (f, o, re.compile(r"\b" + re.escape(p).replace(r"\ ", r"\s+") + r"\b"))
+        # Plurals name the same option ("credit cards", "vouchers").
+        (f, o, re.compile(r"\b" + re.escape(p).replace(r"\ ", r"\s+") + r"(?:s|es)?\b"))
         for f, o, p in triples
     )
 
@@ -653,7 +690,10 @@ def extract_options(
                 continue
             # "not X" / "no X" names X as excluded; it is not the option offered.
             before = norm[max(0, m.start() - 12) : m.start()]
-            if re.search(r"\b(?:not|no|don't|doesn't|never|n't)\s+(?:\w+\s+)?$", before):
+            after = norm[m.end() : m.end() + 16]
+            if re.search(r"\b(?:not|no|don't|doesn't|never|n't)\s+(?:\w+\s+)?$", before) or (
+                re.match(r"\s+(?:is|are)\s+not\b|\s+(?:isn't|aren't)\b", after)
+            ):
                 taken.append((m.start(), m.end()))
                 continue
             taken.append((m.start(), m.end()))
@@ -814,7 +854,11 @@ def values_agree(dimension: str, a: Any, b: Any) -> bool:
         return a_in_b or b_in_a
     if dimension == DATE:
         return bool(a <= b or b <= a)
-    if dimension in (WEEKDAYS, CHARGE):
+    if dimension == WEEKDAYS:
+        # "open on Saturdays" names part of "open every day": only disjoint days disagree
+        # in full; a schedule answer often covers the days the customer asked about.
+        return bool(a <= b or b <= a)
+    if dimension == CHARGE:
         return bool(a == b)
     if dimension == POLARITY:
         return bool(a == b)
