@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from pipeline.grouping import GroupingConfig, group_questions  # noqa: E402
+from pipeline.grouping import GroupingConfig, group_questions, mask_entities  # noqa: E402
 
 DEV = ("natcs_insurance", "clinc_val")
 TEST = ("natcs_banking", "natcs_finance", "clinc_test", "hwu64_test")
@@ -147,7 +147,8 @@ def baseline_leader(vectors: np.ndarray, threshold: float = 0.62) -> list[str]:
 def evaluate(name: str, corpora: str, cache: str, config: GroupingConfig) -> dict[str, float]:
     rows = load_set(corpora, name)
     texts = [t for t, _ in rows]
-    vectors = embed_cached(texts, cache)
+    # As in the stage: entity names are masked for the embedding, slots read the full text.
+    vectors = embed_cached([mask_entities(t) for t in texts], cache)
     t0 = time.perf_counter()
     ids, _ = group_questions(vectors, texts, config)
     result = score([i for _, i in rows], ids)
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "slots": cfg.respect_slots, **res}))
         if args.baseline:
             rows = load_set(args.corpora, name)
-            vectors = embed_cached([t for t, _ in rows], args.cache)
+            vectors = embed_cached([mask_entities(t) for t, _ in rows], args.cache)
             print(json.dumps({"set": name, "method": "old leader clustering 0.62",
                               **score([i for _, i in rows], baseline_leader(vectors))}))
     return 0

@@ -27,8 +27,8 @@ Slots (:func:`question_slots`) keep apart questions that embed close but ask abo
 things: the action ("cancel" vs "change" the policy), the product type in front of a
 product noun ("business loan" vs "personal loan", "gold bar" vs "silver bar"), and the named
 entity ("parking at the Acorn Guest House" vs "at the Lensfield Hotel"). The lexicons are
-:data:`ACTIONS`, :data:`PRODUCT_TYPES` and :data:`PRODUCT_NOUNS`; entities are capitalised
-names inside a sentence.
+:data:`ACTIONS`, :data:`VEHICLES`, :data:`PRODUCT_TYPES` and :data:`PRODUCT_NOUNS`; entities
+are capitalised names after "at/in/from/to/of/for/with (the)" inside a sentence.
 """
 
 from __future__ import annotations
@@ -133,6 +133,12 @@ ENTITY = "entity"
 _NAME_RUN = re.compile(
     r"\b[A-Z][\w'&.-]*(?:\s+(?:(?:and|of|the|&|de|la)\s+)?[A-Z][\w'&.-]*)*"
 )
+_PLACE_BEFORE = re.compile(r"\b(?:at|in|from|near|to|of|for|with)\s+(?:the\s+)?$")
+_CALENDAR = frozenset(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday "
+    "friday saturday sunday".split()
+)
 _NOT_ENTITIES = frozenset({"i", "i'm", "i'd", "i've", "i'll", "ok", "okay", "hi", "hello"})
 
 
@@ -142,10 +148,12 @@ def _entity_names(text: str) -> set[str]:
     names = set()
     for sentence in re.split(r"(?<=[.!?])\s+", text.strip()):
         for m in _NAME_RUN.finditer(sentence):
-            if m.start() == 0:
+            # Only a name the question is asked about, "... at/in/from (the) X": callers'
+            # own names ("this is Amanda"), months and acronyms are no entity.
+            if m.start() == 0 or not _PLACE_BEFORE.search(sentence[: m.start()]):
                 continue
             name = m.group(0).lower().rstrip(".")
-            if name not in _NOT_ENTITIES:
+            if name not in _NOT_ENTITIES and name.split()[0] not in _CALENDAR:
                 names.add(name)
     return names
 
