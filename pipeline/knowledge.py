@@ -541,9 +541,14 @@ def extract_polarity(norm: str) -> str | None:
     while len(sentences) > 1 and _CHECKING.search(sentences[0]):
         sentences = sentences[1:]
     first = sentences[0]
+    later = sentences[1:]
     if _NO_START.search(first):
-        return "no"
+        # An answer that opens "no" and later opens a sentence with "yes" (or the reverse)
+        # joins two replies ("Yes, price match covers it. No, returns are free."): unclear.
+        return None if any(_YES_START.search(x) for x in later) else "no"
     if _YES_START.search(first):
+        if any(_NO_START.search(x) for x in later):
+            return None
         after = first[_YES_START.search(first).end() :]  # type: ignore[union-attr]
         contrast = _CONTRAST.search(after)
         if contrast and _NEGATION.search(after[contrast.start() :]):

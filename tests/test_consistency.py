@@ -127,6 +127,10 @@ def test_polarity_reads_the_opening_not_incidental_negations() -> None:
     assert extract_facts("Sorry, we do not deliver outside the country.").polarity == "no"
     assert extract_facts("Yeah, but unfortunately that's not possible.").polarity == "no"
     assert extract_facts("No, a shipped order cannot be cancelled.").polarity == "no"
+    assert extract_facts("There is no smoking anywhere on site.").polarity == "no"
+    assert extract_facts("Sure, let me look. Pets are not allowed, sorry.").polarity == "no"
+    # Two replies run together ("yes" to one thing, "no" to another): no clear answer.
+    assert extract_facts("Yes, we match prices. No, returns cost nothing.").polarity is None
 
 
 def test_ages_are_not_durations_and_charge_reads_as_a_word() -> None:
