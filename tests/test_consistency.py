@@ -260,6 +260,19 @@ def test_slots_keep_actions_and_product_types_apart() -> None:
                            question_slots("Can I change the address on file?"))  # fmt: skip
     assert not slots_clash(question_slots("What does a loan cost?"),
                            question_slots("What does a business loan cost?"))  # fmt: skip
+    # Named entities after "at/in/...": one place's question is not another's.
+    assert slots_clash(question_slots("Is breakfast included at the Harbour View Inn?"),
+                       question_slots("Is breakfast included at Maple Court Hotel?"))  # fmt: skip
+    assert not slots_clash(question_slots("Is breakfast included at the Harbour View Inn?"),
+                           question_slots("Is breakfast included?"))  # fmt: skip
+    assert question_slots("Hi, this is Dana Ruiz, can I cancel?") == {("action", "cancel")}
+    assert slots_clash(question_slots("Can I park my car there?"),
+                       question_slots("Where do I leave my bicycle?"))  # fmt: skip
+    from pipeline.grouping import mask_entities
+
+    assert mask_entities("Is breakfast included at the Harbour View Inn?") == (
+        "Is breakfast included at the?"
+    )
 
 
 def test_grouping_respects_product_slots_on_real_embeddings(encoder_available: None) -> None:
