@@ -7,8 +7,8 @@ Two parts:
   question/answer pairs against the generator's per-pair ground truth (a pair is a true
   finding when its answer is not the approved one), with and without the knowledge base.
 - ``scale``: cost of grouping N question texts (10k and 100k by default) with the index
-  algorithm of :mod:`pipeline.consistency` (nearest indexed centroid, then leader
-  clustering of the rest in batches, then assignment to the new centroids), on real MiniLM
+  algorithm of :mod:`pipeline.grouping` (micro-clusters around fixed exemplars per batch,
+  merged as a combiner does, average linkage, assignment), on real MiniLM
   embeddings of generated texts (paraphrase x lead-in x filler, deduplicated before
   embedding). Reports seconds and similarity computations; all-pairs would be N^2/2.
 
@@ -37,14 +37,18 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pipeline.consistency import (  # noqa: E402
-    Codebook,
     ConsistencyConfig,
-    consolidate,
-    joint_vectors,
-    leader_cluster,
     load_embedder,
     read_findings,
     run_consistency,
+)
+from pipeline.grouping import (  # noqa: E402
+    GroupingConfig,
+    add_to_exemplars,
+    assign,
+    empty_exemplar_set,
+    link,
+    merge_exemplar_sets,
 )
 from tests.test_consistency import write_scenario_tables  # noqa: E402
 from tools.callgen.consistency import (  # noqa: E402
@@ -108,27 +112,31 @@ def question_texts(n: int, seed: int) -> tuple[list[str], list[str], np.ndarray]
     return qs, ans, np.asarray(labels)
 
 
-def group_vectors(vectors: np.ndarray, threshold: float, batch: int = 512) -> dict[str, Any]:
-    """The stage's grouping on ``vectors`` (no index yet): leader clustering in batches,
-    consolidation, assignment. Counts similarity computations."""
+def group_vectors(
+    questions: np.ndarray, answers: np.ndarray, texts: list[str], batch: int = 512
+) -> dict[str, Any]:
+    """The stage's grouping (no index yet): micro-clusters around fixed exemplars per batch,
+    merged as a combiner would, average linkage, then assignment. Counts similarity
+    computations (question to exemplar, micro-cluster pairs, assignment)."""
+    config = GroupingConfig()
     t0 = time.perf_counter()
-    book = Codebook(np.zeros((0, 0), np.float32), [])
+    state = empty_exemplar_set()
     sims = 0
-    for start in range(0, len(vectors), batch):
-        sims += min(batch, len(vectors) - start) * len(book.counts)
-        book = leader_cluster(book, vectors[start : start + batch], threshold)
-    book = consolidate(book, threshold)
-    centroids = book.centroids
-    assignment = np.concatenate(
-        [
-            (vectors[s : s + 4096] @ centroids.T).argmax(axis=1)
-            for s in range(0, len(vectors), 4096)
-        ]
-    )
-    sims += len(vectors) * len(centroids)
+    for start in range(0, len(questions), batch):
+        stop = start + batch
+        part = add_to_exemplars(
+            empty_exemplar_set(), questions[start:stop], texts[start:stop], config,
+            answers[start:stop],
+        )  # fmt: skip
+        sims += (stop - start) * part.size + part.size * state.size
+        state = merge_exemplar_sets([state, part], config)
+    grouping = link(state, config)
+    sims += state.size * state.size
+    assignment = assign(grouping, questions, texts, config, answers)
+    sims += len(questions) * (state.size + grouping.size)
     return {
-        "seconds": time.perf_counter() - t0, "groups": len(centroids),
-        "similarities": sims, "assignment": assignment,
+        "seconds": time.perf_counter() - t0, "groups": grouping.size,
+        "micro_clusters": state.size, "similarities": sims, "assignment": assignment,
     }  # fmt: skip
 
 
@@ -153,13 +161,13 @@ def scale(sizes: list[int], seed: int) -> list[dict[str, Any]]:
         embed_s = time.perf_counter() - t0
         q = np.stack([table[x] for x in qs])
         a = np.stack([table[x] for x in ans])
-        vectors = joint_vectors(q, a, config.question_weight)
-        g = group_vectors(vectors, config.group_threshold)
+        g = group_vectors(q, a, qs)
         out.append(
             {
                 "questions": n, "unique_texts_embedded": len(unique),
                 "embed_s": round(embed_s, 1), "grouping_s": round(g["seconds"], 2),
-                "groups": g["groups"], "similarities": g["similarities"],
+                "groups": g["groups"], "micro_clusters": g["micro_clusters"],
+                "similarities": g["similarities"],
                 "all_pairs_similarities": n * (n - 1) // 2,
                 "purity": round(purity(g["assignment"], labels), 4),
             }

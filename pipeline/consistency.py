@@ -8,15 +8,15 @@ The stage reads the ``utterances`` and ``calls`` tables and runs as Beam transfo
    change of topic.
 2. **Embed** question and answer with the MiniLM sentence encoder of the utterance classifier
    (``pipeline.classifier.embed_texts``), in batches, the model loaded once per worker.
-3. **Group** questions that ask the same thing. A pair's grouping vector joins its question
-   and its answer embedding (:func:`joint_vectors`): paraphrases of one question get answers
-   about the same thing ("3 to 5 days" / "within a week"), while questions that merely share
-   words ("how long does shipping take" / "how much does shipping cost") do not. Each vector
-   goes to the nearest centroid of the persistent, versioned index ``question_groups`` when
-   it is close enough (O(N*G) for N questions and G groups, one matrix product per batch);
-   the unmatched ones are clustered by a leader-clustering ``CombineFn`` whose accumulator
-   is a small codebook of new centroids (combiner-lifted, so it never holds the questions),
-   then assigned to the new centroids. No step compares all questions with each other.
+3. **Group** questions that ask the same thing (:mod:`pipeline.grouping`). A question joins
+   a group of the persistent, versioned index ``question_groups`` when its average-linkage
+   similarity to the group's questions (and, looser, its answer's to the group's answers)
+   is high enough and its action/product slots do not clash ("cancel" vs "change",
+   "business loan" vs "personal loan"); O(N*G), one matrix product per batch. The rest
+   form new groups: micro-clusters around fixed exemplars in a combiner whose accumulator
+   holds one running sum per micro-cluster (never the questions), then average linkage
+   between micro-clusters. Group ids hash the exemplar question, so they do not depend on
+   merge order. No step compares all questions with each other.
 4. **Compare** the answers of each group (``GroupByKey`` on the group id,
    :func:`compare_group`): the checkable facts of each answer (:mod:`pipeline.knowledge`:
    money, percentages, durations, times, dates, yes/no, named options) vote per dimension;
@@ -53,7 +53,21 @@ from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
+from pipeline.grouping import (
+    ExemplarSet,
+    Grouping,
+    GroupingConfig,
+    add_to_exemplars,
+    assign,
+    empty_exemplar_set,
+    link,
+    mask_entities,
+    merge_exemplar_sets,
+    question_slots,
+    slots_clash,
+)
 from pipeline.knowledge import (
+    AGE,
     CHARGE,
     DURATION,
     KB,
@@ -61,6 +75,7 @@ from pipeline.knowledge import (
     PERCENT,
     POLARITY,
     SEMANTIC,
+    WEEKDAYS,
     AnswerFacts,
     KnowledgeBase,
     compile_options,
@@ -82,6 +97,9 @@ QA_TABLE = "consistency_qa_pairs"
 GROUPS_TABLE = "question_groups"
 FINDINGS_TABLE = "consistency_findings"
 UNMATCHED = "unmatched"
+# Finding kind of answers to one question that differ with no majority value (1 vs 1,
+# 2 vs 2): every side is a finding, none is called right.
+DISAGREEMENT = "disagreement"
 
 
 @dataclass(frozen=True)
@@ -100,12 +118,11 @@ class ConsistencyConfig:
         topic_change_words: A customer utterance that is not a question but has this many
             words or more changes the topic and ends the answer (6: longer than
             backchannels and acknowledgements such as "okay, thank you so much").
-        question_weight: Weight of the question embedding in the grouping vector, the rest
-            is the answer's (0.5; see :func:`joint_vectors`).
-        group_threshold: Cosine similarity of a pair's grouping vector to a group centroid
-            needed to join the group (0.62: measured on the generated multi-agent scenarios,
-            paraphrase pairs score 0.65-0.9 to their centroid, different questions on the
-            same subject below 0.6).
+        question_weight: Weight of the question embedding in the vector that matches a group
+            to a knowledge-base entry, the rest is the answer's (0.5; see
+            :func:`joint_vectors`).
+        grouping: Thresholds of the question grouping (:class:`GroupingConfig`: fixed
+            exemplars, then average linkage, with action/product slots kept apart).
         min_majority: Answers needed in the majority value of a dimension before others are
             called outliers (2: one agent against one is a disagreement without a majority).
         semantic_threshold: An answer with no contradicting fact whose embedding has cosine
@@ -132,7 +149,7 @@ class ConsistencyConfig:
     max_answer_delay: float = 30.0
     topic_change_words: int = 6
     question_weight: float = 0.5
-    group_threshold: float = 0.62
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
     min_majority: int = 2
     semantic_threshold: float | None = None
     fact_gap_coverage: float = 0.5
@@ -146,8 +163,6 @@ class ConsistencyConfig:
             raise ValueError(f"embedder must be 'module:function', got {self.embedder!r}")
         if not 0.0 <= self.question_weight <= 1.0:
             raise ValueError(f"question_weight must be in [0, 1], got {self.question_weight}")
-        if not -1.0 <= self.group_threshold <= 1.0:
-            raise ValueError(f"group_threshold must be a cosine, got {self.group_threshold}")
         if self.max_answer_turns < 1 or self.min_majority < 1 or self.batch_size < 1:
             raise ValueError("max_answer_turns, min_majority and batch_size must be >= 1")
 
@@ -404,7 +419,11 @@ class EmbedQAPairs(beam.DoFn):
 
     def process(self, batch: Sequence[QAPair]) -> Iterator[EmbeddedQA]:
         assert self._embed is not None
-        texts = [p.question_text for p in batch] + [p.answer_text for p in batch]
+        # Entity names are masked for the embedding only (see grouping.mask_entities); slots
+        # and facts are read from the full text.
+        texts = [mask_entities(p.question_text) for p in batch] + [
+            mask_entities(p.answer_text) for p in batch
+        ]
         vectors = np.asarray(self._embed(texts), dtype=np.float32)
         n = len(batch)
         for k, pair in enumerate(batch):
@@ -422,13 +441,15 @@ class EmbedQAPairs(beam.DoFn):
 
 @dataclass(frozen=True)
 class GroupIndex:
-    """The persistent set of question-group centroids (one version of ``question_groups``).
+    """The persistent question groups (one version of ``question_groups``).
 
     Attributes:
         version: Index version (0: empty, no run yet).
-        group_ids: One id per centroid.
-        centroids: ``(G, 2d)`` unit grouping vectors.
-        canonical_questions: Readable question per group.
+        group_ids: One id per group.
+        centroids: ``(G, 2d)`` per group the mean member question vector joined with the
+            mean member answer vector, not normalised: a vector's dot product with a mean is
+            its average-linkage similarity to the group (:mod:`pipeline.grouping`).
+        canonical_questions: Readable question per group (its slots are the group's).
         embedding_model: Encoder the centroids come from.
     """
 
@@ -442,13 +463,37 @@ class GroupIndex:
     def size(self) -> int:
         return len(self.group_ids)
 
-    def nearest(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index and cosine of the nearest centroid of each row of ``vectors`` (O(N*G))."""
-        if self.size == 0 or len(vectors) == 0:
-            return np.full(len(vectors), -1), np.full(len(vectors), -np.inf)
-        sims = vectors @ self.centroids.T
-        best = sims.argmax(axis=1)
-        return best, sims[np.arange(len(vectors)), best]
+    def nearest(
+        self,
+        questions: np.ndarray,
+        answers: np.ndarray,
+        texts: Sequence[str],
+        config: GroupingConfig,
+    ) -> np.ndarray:
+        """Index of the group each question joins by average linkage (question similarity at
+        least ``link_threshold``, answer similarity at least ``answer_threshold``, slots not
+        clashing with the group's question); -1 when none. O(N*G)."""
+        out = np.full(len(questions), -1)
+        if self.size == 0 or len(questions) == 0:
+            return out
+        d = questions.shape[1]
+        if self.centroids.shape[1] != 2 * d:
+            raise ValueError(
+                f"question_groups v{self.version} holds {self.centroids.shape[1]}-d centroids, "
+                f"not question+answer means of {2 * d}; use a fresh output folder"
+            )
+        q_sims = questions @ self.centroids[:, :d].T
+        a_sims = answers @ self.centroids[:, d:].T
+        ok = (q_sims >= config.link_threshold) & (a_sims >= config.answer_threshold)
+        group_slots = [question_slots(q) for q in self.canonical_questions]
+        for k in range(len(questions)):
+            cand = np.flatnonzero(ok[k])
+            slots = question_slots(texts[k])
+            for g in cand[np.argsort(-q_sims[k, cand], kind="stable")]:
+                if not (config.respect_slots and slots_clash(slots, group_slots[int(g)])):
+                    out[k] = int(g)
+                    break
+        return out
 
 
 def _version_files(out_dir: str, table: str) -> dict[int, list[str]]:
@@ -491,8 +536,16 @@ def load_group_index(out_dir: str, embedding_model: str | None = None) -> GroupI
     )
 
 
+def _stack(batch: Sequence[EmbeddedQA]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    return (
+        np.stack([e.question_vector for e in batch]),
+        np.stack([e.answer_vector for e in batch]),
+        [e.pair.question_text for e in batch],
+    )
+
+
 class AssignToIndex(beam.DoFn):
-    """Batches of EmbeddedQA -> (group_id, EmbeddedQA) for those near an indexed group;
+    """Batches of EmbeddedQA -> (group_id, EmbeddedQA) for those that join an indexed group;
     the others go to the ``unmatched`` output. The index is read in setup."""
 
     def __init__(self, out_dir: str, config: ConsistencyConfig, version: int):
@@ -507,17 +560,12 @@ class AssignToIndex(beam.DoFn):
 
     def process(self, batch: Sequence[EmbeddedQA]) -> Iterator[Any]:
         assert self._index is not None
-        vectors = joint_vectors(
-            np.stack([e.question_vector for e in batch]),
-            np.stack([e.answer_vector for e in batch]),
-            self.config.question_weight,
-        )
-        best, sims = self._index.nearest(vectors)
-        for e, k, s in zip(batch, best, sims, strict=True):
-            if k >= 0 and s >= self.config.group_threshold:
+        questions, answers, texts = _stack(batch)
+        best = self._index.nearest(questions, answers, texts, self.config.grouping)
+        for e, k in zip(batch, best, strict=True):
+            if k >= 0:
                 self.matched.inc()
-                gid = self._index.group_ids[int(k)]
-                yield _with_group(e, gid, self.version)
+                yield _with_group(e, self._index.group_ids[int(k)], self.version)
             else:
                 yield TaggedOutput(UNMATCHED, e)
 
@@ -528,173 +576,46 @@ def _with_group(e: EmbeddedQA, group_id: str, version: int) -> tuple[str, Embedd
     )
 
 
-@dataclass
-class Codebook:
-    """Accumulator of :class:`LeaderClustering`: running sums of new group centroids."""
+class ExemplarGrouping(beam.CombineFn):
+    """Batches of unmatched EmbeddedQA -> :class:`Grouping` of the new groups.
 
-    sums: np.ndarray
-    counts: list[int]
-
-    @property
-    def centroids(self) -> np.ndarray:
-        if not self.counts:
-            return self.sums
-        norms = np.linalg.norm(self.sums, axis=1, keepdims=True)
-        return (self.sums / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
-def leader_cluster(codebook: Codebook, vectors: np.ndarray, threshold: float) -> Codebook:
-    """Add ``vectors`` to ``codebook``: each joins its nearest centroid if that is at least
-    ``threshold`` similar, else starts a new one. O(len(vectors) * centroids).
-
-    Matches against the centroids that exist before the batch are found with one matrix
-    product; only the rest are placed one by one (against the centroids made in this batch).
-    """
-    if len(vectors) == 0:
-        return codebook
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if codebook.counts:
-        sums = codebook.sums.copy()
-        sims = vectors @ codebook.centroids.T
-        best = sims.argmax(axis=1)
-        matched = sims[np.arange(len(vectors)), best] >= threshold
-    else:
-        sums = np.zeros((0, vectors.shape[1]), np.float32)
-        best = np.zeros(len(vectors), dtype=int)
-        matched = np.zeros(len(vectors), dtype=bool)
-    counts = list(codebook.counts)
-    for k in np.flatnonzero(matched):
-        sums[best[k]] += vectors[k]
-        counts[best[k]] += 1
-    new_sums: list[np.ndarray] = []
-    new_counts: list[int] = []
-    new_cents = np.zeros((0, vectors.shape[1]), np.float32)
-    for k in np.flatnonzero(~matched):
-        v = vectors[k]
-        if new_counts:
-            sims_new = new_cents @ v
-            j = int(sims_new.argmax())
-            if sims_new[j] >= threshold:
-                new_sums[j] = new_sums[j] + v
-                new_counts[j] += 1
-                new_cents[j] = new_sums[j] / max(float(np.linalg.norm(new_sums[j])), 1e-12)
-                continue
-        new_sums.append(v.copy())
-        new_counts.append(1)
-        new_cents = np.concatenate([new_cents, v[None, :]])
-    if new_sums:
-        sums = np.concatenate([sums, np.stack(new_sums)])
-        counts += new_counts
-    return Codebook(sums.astype(np.float32), counts)
-
-
-class LeaderClustering(beam.CombineFn):
-    """Batches of grouping vectors -> codebook of new group centroids (combiner-lifted).
-
-    The accumulator holds one running sum per new group, never the questions, so it stays
-    small however many questions flow through; partial codebooks from different workers
-    are merged by clustering one's centroids into the other's (weighted by their counts).
+    The accumulator is an :class:`ExemplarSet` (one running sum per micro-cluster, never
+    the questions), so the combine is lifted and stays small; partial states merge by
+    folding exemplars, and the output links them by average linkage.
     """
 
-    def __init__(self, threshold: float):
-        self.threshold = threshold
+    def __init__(self, config: GroupingConfig):
+        self.config = config
 
-    def create_accumulator(self) -> Codebook:
-        return Codebook(np.zeros((0, 0), np.float32), [])
+    def create_accumulator(self) -> ExemplarSet:
+        return empty_exemplar_set()
 
-    def add_input(self, accumulator: Codebook, batch: np.ndarray) -> Codebook:
-        return leader_cluster(accumulator, batch, self.threshold)
+    def add_input(self, accumulator: ExemplarSet, batch: Sequence[EmbeddedQA]) -> ExemplarSet:
+        questions, answers, texts = _stack(batch)
+        part = add_to_exemplars(empty_exemplar_set(), questions, texts, self.config, answers)
+        return merge_exemplar_sets([accumulator, part], self.config)
 
-    def merge_accumulators(self, accumulators: Iterable[Codebook]) -> Codebook:
-        merged: Codebook | None = None
-        for acc in accumulators:
-            if not acc.counts:
-                continue
-            if merged is None:
-                merged = acc
-                continue
-            merged = _merge_codebooks(merged, acc, self.threshold)
-        return merged or self.create_accumulator()
+    def merge_accumulators(self, accumulators: Iterable[ExemplarSet]) -> ExemplarSet:
+        return merge_exemplar_sets(list(accumulators), self.config)
 
-    def extract_output(self, accumulator: Codebook) -> np.ndarray:
-        return consolidate(accumulator, self.threshold).centroids
-
-
-def consolidate(codebook: Codebook, threshold: float) -> Codebook:
-    """Merge centroids that ended up within ``threshold`` of each other, largest first.
-
-    Leader clustering depends on arrival order: a group seeded by an odd member can sit
-    next to the group its paraphrases built. One pass over the new centroids (O(G^2) in
-    the number of new groups, not of questions) folds such near-duplicates together.
-    """
-    if len(codebook.counts) < 2:
-        return codebook
-    order = np.argsort(-np.asarray(codebook.counts), kind="stable")
-    cents = codebook.centroids
-    kept: list[int] = []
-    sums: list[np.ndarray] = []
-    counts: list[int] = []
-    for k in order:
-        if kept:
-            merged = np.stack(sums)
-            merged = merged / np.maximum(np.linalg.norm(merged, axis=1, keepdims=True), 1e-12)
-            sims = merged @ cents[k]
-            j = int(sims.argmax())
-            if sims[j] >= threshold:
-                sums[j] = sums[j] + codebook.sums[k]
-                counts[j] += codebook.counts[k]
-                continue
-        kept.append(int(k))
-        sums.append(codebook.sums[k].copy())
-        counts.append(codebook.counts[k])
-    return Codebook(np.stack(sums).astype(np.float32), counts)
-
-
-def _merge_codebooks(a: Codebook, b: Codebook, threshold: float) -> Codebook:
-    sums = a.sums.copy()
-    counts = list(a.counts)
-    cents_a = a.centroids
-    cents_b = b.centroids
-    sims = cents_b @ cents_a.T
-    extra_sums: list[np.ndarray] = []
-    extra_counts: list[int] = []
-    for k in range(len(cents_b)):
-        j = int(sims[k].argmax())
-        if sims[k, j] >= threshold:
-            sums[j] += b.sums[k]
-            counts[j] += b.counts[k]
-        else:
-            extra_sums.append(b.sums[k])
-            extra_counts.append(b.counts[k])
-    if extra_sums:
-        sums = np.concatenate([sums, np.stack(extra_sums)])
-        counts += extra_counts
-    return Codebook(sums.astype(np.float32), counts)
+    def extract_output(self, accumulator: ExemplarSet) -> Grouping:
+        return link(accumulator, self.config)
 
 
 class AssignToNewGroups(beam.DoFn):
-    """Batches of unmatched EmbeddedQA -> (group_id, EmbeddedQA) on the new centroids."""
+    """Batches of unmatched EmbeddedQA -> (group_id, EmbeddedQA) in the new groups."""
 
     def __init__(self, config: ConsistencyConfig, version: int):
         self.config = config
         self.version = version
         self.created = Metrics.counter(__name__, "questions_in_new_groups")
 
-    def process(self, batch: Sequence[EmbeddedQA], centroids: np.ndarray) -> Iterator[Any]:
-        vectors = joint_vectors(
-            np.stack([e.question_vector for e in batch]),
-            np.stack([e.answer_vector for e in batch]),
-            self.config.question_weight,
-        )
-        best = (vectors @ centroids.T).argmax(axis=1)
-        for e, k in zip(batch, best, strict=True):
+    def process(self, batch: Sequence[EmbeddedQA], grouping: Grouping) -> Iterator[Any]:
+        questions, answers, texts = _stack(batch)
+        index = assign(grouping, questions, texts, self.config.grouping, answers)
+        for e, g in zip(batch, index, strict=True):
             self.created.inc()
-            yield _with_group(e, new_group_id(self.version, int(k)), self.version)
-
-
-def new_group_id(version: int, k: int) -> str:
-    """Id of the ``k``-th group created by index version ``version`` (``q0003-00012``)."""
-    return f"q{version:04d}-{k:05d}"
+            yield _with_group(e, grouping.group_ids[int(g)], self.version)
 
 
 def _joint_batch(batch: Sequence[EmbeddedQA], weight: float) -> np.ndarray:
@@ -706,7 +627,7 @@ def _joint_batch(batch: Sequence[EmbeddedQA], weight: float) -> np.ndarray:
 
 
 class GroupQuestions(beam.PTransform):
-    """EmbeddedQA -> (group_id, EmbeddedQA): nearest indexed group, else a new group."""
+    """EmbeddedQA -> (group_id, EmbeddedQA): an indexed group it joins, else a new group."""
 
     def __init__(self, out_dir: str, config: ConsistencyConfig, version: int):
         super().__init__()
@@ -727,13 +648,11 @@ class GroupQuestions(beam.PTransform):
         unmatched_batches = assigned[UNMATCHED] | "BatchUnmatched" >> beam.BatchElements(
             min_batch_size=16, max_batch_size=512
         )
-        centroids = (
-            unmatched_batches
-            | "GroupingVectors" >> beam.Map(_joint_batch, cfg.question_weight)
-            | "NewGroupCentroids" >> beam.CombineGlobally(LeaderClustering(cfg.group_threshold))
+        grouping = unmatched_batches | "NewGroups" >> beam.CombineGlobally(
+            ExemplarGrouping(cfg.grouping)
         )
         new = unmatched_batches | "AssignNewGroups" >> beam.ParDo(
-            AssignToNewGroups(cfg, self.version), beam.pvalue.AsSingleton(centroids)
+            AssignToNewGroups(cfg, self.version), beam.pvalue.AsSingleton(grouping)
         )
         return (assigned["matched"], new) | "AllAssigned" >> beam.Flatten()
 
@@ -741,9 +660,9 @@ class GroupQuestions(beam.PTransform):
 # --- 4. comparing answers -------------------------------------------------------------------
 
 _SEVERITY = {
-    CHARGE: "high", MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high",
+    CHARGE: "high", MONEY: "high", PERCENT: "high", POLARITY: "high", KB: "high", AGE: "high",
     DURATION: "medium",
-    SEMANTIC: "low",
+    SEMANTIC: "low", DISAGREEMENT: "low",
 }  # fmt: skip
 _SEVERITY_ORDER = ("none", "low", "medium", "high")
 
@@ -754,6 +673,10 @@ def severity_of(kinds: Iterable[str]) -> str:
     levels = [_SEVERITY.get(k, "medium") for k in kinds]
     return max(levels, key=_SEVERITY_ORDER.index) if levels else "none"
 
+
+# Facts said in too many ways (or too incidentally: "every month left on the contract") to
+# tell whether an answer speaks to the agreed fact; the fact-gap check ignores them.
+_SOFT_DIMS = frozenset({POLARITY, WEEKDAYS, "option:frequency"})
 
 # Cluster index of a semantic conflict with the approved answer (0: with the majority).
 KB_GAP = 1
@@ -815,6 +738,7 @@ def compare_group(
     conflicts: list[dict[str, int]] = [{} for _ in members]  # dim -> cluster index
     expected: dict[str, str] = {}
     cluster_values: dict[tuple[str, int], Any] = {}
+    disputed: dict[str, str] = {}  # dimension without a majority -> its sides
     for dim in dims:
         if dim == POLARITY and not yes_no:
             continue
@@ -828,6 +752,7 @@ def compare_group(
                     break
             else:
                 clusters.append((values[k][dim], [k]))
+        clusters = _bridge_clusters(dim, clusters, values, stating)
         ref_value = reference.values.get(dim) if reference else None
         if ref_value is not None:
             agreeing = [
@@ -846,10 +771,12 @@ def compare_group(
             ]
             ranked = sorted(support, reverse=True)
             if ranked[0][1] < config.min_majority or ranked[0] == ranked[1]:
-                logger.debug("group %s: no majority on %s (%s)", group_id, dim, ranked)
-                continue
-            majority = support.index(ranked[0])
-            expected[dim] = describe_value(dim, clusters[majority][0])
+                # No majority (1 vs 1, 2 vs 2): every side is reported as a disagreement.
+                disputed[dim] = " | ".join(describe_value(dim, rep) for rep, _ in clusters)
+                majority = -1
+            else:
+                majority = support.index(ranked[0])
+                expected[dim] = describe_value(dim, clusters[majority][0])
         for c, (rep, ks) in enumerate(clusters):
             if c == majority:
                 continue
@@ -857,8 +784,12 @@ def compare_group(
             for k in ks:
                 conflicts[k][dim] = c
     majority_members: set[int] = set()
+    # In a yes/no question the yes or no is the fact; elsewhere it is manner of speaking.
+    soft = _SOFT_DIMS - {POLARITY} if yes_no else _SOFT_DIMS
     for dim in dims:
-        if dim == POLARITY and not yes_no:
+        if dim in _SOFT_DIMS:
+            # Yes/no and days are said in too many ways for "states none of it" to mean
+            # "says something else"; the fact gap is about amounts and named options.
             continue
         stating = [k for k, v in enumerate(values) if dim in v and dim not in conflicts[k]]
         if len(stating) >= config.fact_gap_coverage * len(members):
@@ -867,7 +798,9 @@ def compare_group(
         mean = np.stack([members[k].answer_vector for k in sorted(majority_members)]).mean(0)
         mean /= max(float(np.linalg.norm(mean)), 1e-12)
         for k in range(len(members)):
-            if values[k] or conflicts[k]:
+            # Checked: answers that state no hard fact (a "yes" or "every month" does not
+            # speak to "a $50 fee").
+            if conflicts[k] or any(dim not in soft for dim in values[k]):
                 continue
             if float(members[k].answer_vector @ mean) < config.fact_gap_threshold:
                 conflicts[k][SEMANTIC] = 0
@@ -910,6 +843,8 @@ def compare_group(
     for n, sig in enumerate(order):
         ks = variants[sig]
         kinds = tuple(dim for dim, _ in sig)
+        if any(dim in disputed for dim in kinds):
+            kinds = (DISAGREEMENT, *kinds)
         if reference is not None and sig:
             against_kb = any(
                 dim in reference.values or (dim == SEMANTIC and c == KB_GAP) for dim, c in sig
@@ -935,7 +870,8 @@ def compare_group(
                 reference="knowledge_base" if reference is not None else "majority",
                 stated=stated,
                 expected="; ".join(
-                    f"{dim}: {expected[dim]}" for dim, _ in sig if dim in expected
+                    [f"{dim}: {expected[dim]}" for dim, _ in sig if dim in expected]
+                    + [f"{dim}: no majority ({disputed[dim]})" for dim, _ in sig if dim in disputed]
                 ),
                 num_answers=len(ks),
                 agent_ids=tuple(sorted({m.pair.agent_id or "" for m in mems})),
@@ -950,9 +886,39 @@ def compare_group(
     return findings
 
 
+def _bridge_clusters(
+    dim: str,
+    clusters: list[tuple[Any, list[int]]],
+    values: Sequence[dict[str, Any]],
+    stating: Sequence[int],
+) -> list[tuple[Any, list[int]]]:
+    """Merge value clusters that one answer agrees with both of: "10% for seniors" and "50%
+    for children" are two halves of "10% for seniors, 50% for children", not rivals."""
+    if len(clusters) < 2:
+        return clusters
+    merged = [(rep, list(ks)) for rep, ks in clusters]
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(merged)):
+            for j in range(i + 1, len(merged)):
+                if any(
+                    values_agree(dim, values[k][dim], merged[i][0])
+                    and values_agree(dim, values[k][dim], merged[j][0])
+                    for k in stating
+                ):
+                    merged[i] = (merged[i][0], merged[i][1] + merged[j][1])
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
+
+
 def _hashable(value: Any) -> Any:
     if isinstance(value, tuple):
-        return tuple((q.kind, q.low, q.high) for q in value)
+        return tuple((q.kind, q.low, q.high, q.unit) for q in value)
     return value
 
 
@@ -1004,12 +970,11 @@ class CompareGroups(beam.DoFn):
         group_id, it = element
         members = list(it)
         self.groups.inc()
-        joint = _joint_batch(members, self.config.question_weight)
-        centroid = joint.mean(axis=0)
-        centroid /= max(float(np.linalg.norm(centroid)), 1e-12)
         reference = None
         if self._kb_vectors is not None and len(self._kb_vectors):
-            sims = self._kb_vectors @ centroid
+            joint = _joint_batch(members, self.config.question_weight).mean(axis=0)
+            joint /= max(float(np.linalg.norm(joint)), 1e-12)
+            sims = self._kb_vectors @ joint
             best = int(sims.argmax())
             if sims[best] >= self.config.kb_threshold:
                 reference = self._kb_refs[best]
@@ -1017,8 +982,14 @@ class CompareGroups(beam.DoFn):
         if findings:
             self.inconsistent.inc()
         yield from findings
-        created = min(m.index_version for m in members)
-        m = re.match(r"q(\d+)-", group_id)
+        # Means, not unit vectors: their dot product with a new question's vectors is its
+        # average-linkage similarity to the group (see GroupIndex.nearest).
+        centroid = np.concatenate(
+            [
+                np.stack([m.question_vector for m in members]).mean(axis=0),
+                np.stack([m.answer_vector for m in members]).mean(axis=0),
+            ]
+        )
         yield TaggedOutput(
             "groups",
             GroupSummary(
@@ -1028,7 +999,7 @@ class CompareGroups(beam.DoFn):
                 num_calls=len({m.pair.call_id for m in members}),
                 num_agents=len({m.pair.agent_id for m in members}),
                 index_version=self.version,
-                created_version=int(m.group(1)) if m else created,
+                created_version=min(m.index_version for m in members),
                 centroid=centroid.astype(np.float32),
                 embedding_model=self.config.embedding_model,
             ),
@@ -1114,6 +1085,11 @@ class _ReadRows(beam.PTransform):
         )
 
 
+def _latest_row(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """The newest version's row of one qa_id (a call run again has a row in each version)."""
+    return max(rows, key=lambda r: (int(r["index_version"]), str(r["group_id"])))
+
+
 def _drop_replaced(row: dict[str, Any], new_calls: dict[str, None]) -> bool:
     return row["call_id"] not in new_calls
 
@@ -1166,6 +1142,9 @@ def build_consistency(
     old = (
         p
         | "ReadEarlierQAPairs" >> _ReadRows(old_qa_files, CONSISTENCY_QA_PAIRS.names)
+        | "KeyEarlierByQA" >> beam.Map(lambda r: (r["qa_id"], r))
+        | "LatestRowPerQA" >> beam.CombinePerKey(_latest_row)
+        | "DropQAKey" >> beam.Values()
         | "DropReplacedCalls"
         >> beam.Filter(_drop_replaced, beam.pvalue.AsDict(new_call_ids))
         | "EarlierQA" >> beam.Map(qa_from_row)

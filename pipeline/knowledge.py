@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 MONEY = "money"
 PERCENT = "percent"
 DURATION = "duration"
+AGE = "age"
+COUNT = "count"
 CLOCK = "clock"
 DATE = "date"
 WEEKDAYS = "weekdays"
@@ -41,7 +43,7 @@ OPTION = "option"
 SEMANTIC = "semantic"
 KB = "knowledge_base"
 
-QUANTITY_KINDS: tuple[str, ...] = (MONEY, PERCENT, DURATION, CLOCK)
+QUANTITY_KINDS: tuple[str, ...] = (MONEY, PERCENT, DURATION, CLOCK, AGE)
 
 # --- number words -> digits -------------------------------------------------------------------
 
@@ -56,6 +58,7 @@ _TENS = {
     "eighty": 80, "ninety": 90,
 }  # fmt: skip
 _SCALES = {"hundred": 100, "thousand": 1000}
+# Lakh, crore, million and billion stay words ("5 lakh"): money amounts apply them.
 _ARTICLE_UNITS = r"(day|week|month|year|hour|business day|working day|dollar|fortnight)"
 
 
@@ -69,6 +72,11 @@ def words_to_digits(text: str) -> str:
     # ASR writes decimals and percentages with stray spaces ("$12 .99", "10 %").
     text = re.sub(r"(\d)\s+\.(\d)", r"\1.\2", text)
     text = re.sub(r"(\d)\s+%", r"\1%", text)
+    text = re.sub(
+        r"\b(\d+(?:\.\d+)?)\s+(hundred|thousand)\b",
+        lambda m: _fmt(float(m.group(1)) * _SCALES[m.group(2)]),
+        text,
+    )
     text = re.sub(r"\bhalf an? (hour|day)\b", r"0.5 \1", text)
     text = re.sub(r"\ba couple(?: of)? ", "2 ", text)
     text = re.sub(r"\b(tomorrow|next[- ]day|overnight)\b", r"\1 (1 day)", text)
@@ -153,7 +161,7 @@ def _fmt(value: float) -> str:
 
 # --- quantities -------------------------------------------------------------------------------
 
-_NUM = r"(\d+(?:[.,]\d+)?)"
+_NUM = r"(\d+(?:,\d+)*(?:\.\d+)?)"
 _RANGE_SEP = r"\s*(?:to|-|\u2013|or|and|through)\s*"
 _DAYS_PER = {
     "hour": 1 / 24, "day": 1.0, "night": 1.0, "week": 7.0, "fortnight": 14.0, "month": 365 / 12,
@@ -166,19 +174,23 @@ class Quantity:
     """A number stated in an answer, as a closed interval in a canonical unit.
 
     Attributes:
-        kind: ``money`` (currency units), ``percent``, ``duration`` (days) or ``clock``
-            (hour of day, 0-24).
+        kind: ``money`` (currency units), ``percent``, ``duration`` (days), ``clock``
+            (hour of day, 0-24), ``age`` (years of age) or ``count`` (of ``unit``).
         low: Lower end of the stated value or range.
         high: Upper end (equal to ``low`` for a single value).
         text: The words it was read from.
+        unit: ISO currency code for money ("" when unknown), the counted noun for counts.
     """
 
     kind: str
     low: float
     high: float
     text: str
+    unit: str = ""
 
     def overlaps(self, other: Quantity) -> bool:
+        if self.unit and other.unit and self.unit != other.unit:
+            return False  # 500 rupees and 500 dollars are not the same amount
         # Durations are loose by nature (a month is 28-31 days, "a year" vs "12 months"):
         # 5 %; amounts must match to the cent/percent point: 1 %.
         rel_tol = 0.05 if self.kind == DURATION else 0.01
@@ -187,14 +199,22 @@ class Quantity:
 
     def describe(self) -> str:
         if self.kind == MONEY:
-            return _range(self.low, self.high, "${:.2f}")
+            if self.unit in ("", "USD"):
+                return _range(self.low, self.high, "${:,.2f}")
+            return self.unit + " " + _range(self.low, self.high, "{:,.2f}")
+        if self.kind == AGE:
+            return _range(self.low, self.high, "age {:g}")
+        if self.kind == COUNT:
+            return _range(self.low, self.high, "{:g} " + (self.unit or "items"))
         if self.kind == PERCENT:
             return _range(self.low, self.high, "{:g}%")
         if self.kind == DURATION:
             if self.high < 1:
                 return _range(self.low * 24, self.high * 24, "{:g} h")
             return _range(self.low, self.high, "{:g} days")
-        return _range(self.low, self.high, "{:g}:00")
+        return "-".join(
+            dict.fromkeys(f"{int(h)}:{round((h - int(h)) * 60):02d}" for h in (self.low, self.high))
+        )
 
 
 def _range(low: float, high: float, fmt: str) -> str:
@@ -202,9 +222,12 @@ def _range(low: float, high: float, fmt: str) -> str:
 
 
 def _num(s: str) -> float:
-    return float(s.replace(",", "")) if s.count(",") == 1 and len(s.split(",")[1]) == 3 else (
-        float(s.replace(",", "."))
-    )
+    """A number as written: "12,000", Indian "1,00,000", or a decimal comma "4,99"."""
+    if "," not in s:
+        return float(s)
+    if s.count(",") == 1 and len(s.split(",")[1].split(".")[0]) != 3:
+        return float(s.replace(",", "."))
+    return float(s.replace(",", ""))
 
 
 _FREE = re.compile(
@@ -212,13 +235,62 @@ _FREE = re.compile(
     r"no (?:extra )?(?:charge|fee|cost)|free of charge|"
     r"(?:does not|doesn't|won't|will not) cost (?:you )?anything|at no (?:extra )?cost)\b"
 )
+# Currency markers -> ISO code. Symbols and codes before the amount, names after it
+# ("Rs 12,000", "INR 5 lakh", "12,000 rupees", "€20", "20 euros").
+_CURRENCY_BEFORE = {
+    "us$": "USD", "$": "USD", "usd": "USD", "a$": "AUD", "aud": "AUD", "c$": "CAD",
+    "cad": "CAD", "s$": "SGD", "sgd": "SGD", "€": "EUR", "eur": "EUR", "£": "GBP",
+    "gbp": "GBP", "₹": "INR", "rs.": "INR", "rs": "INR", "inr": "INR", "¥": "JPY",
+    "jpy": "JPY", "aed": "AED", "chf": "CHF",
+}  # fmt: skip
+_CURRENCY_AFTER = {
+    "dollars": "USD", "dollar": "USD", "bucks": "USD", "usd": "USD", "euros": "EUR",
+    "euro": "EUR", "eur": "EUR", "pounds": "GBP", "pound": "GBP", "quid": "GBP", "gbp": "GBP",
+    "rupees": "INR", "rupee": "INR", "rs": "INR", "rs.": "INR", "inr": "INR", "/-": "INR",
+    "yen": "JPY", "jpy": "JPY", "dirhams": "AED", "dirham": "AED", "aed": "AED",
+    "aud": "AUD", "cad": "CAD", "sgd": "SGD", "francs": "CHF", "chf": "CHF",
+}  # fmt: skip
+_MONEY_SCALE = {
+    "thousand": 1e3, "k": 1e3, "lakh": 1e5, "lakhs": 1e5, "lac": 1e5, "lacs": 1e5,
+    "crore": 1e7, "crores": 1e7, "cr": 1e7, "million": 1e6, "mn": 1e6, "m": 1e6,
+    "billion": 1e9, "bn": 1e9,
+}  # fmt: skip
+
+
+def _alternation(words: Iterable[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+_CUR_B = rf"(?<![a-z])(?:{_alternation(_CURRENCY_BEFORE)})"
+_CUR_A = rf"(?:{_alternation(_CURRENCY_AFTER)})(?![a-z])"
+_SCALE_WORD = rf"(?:\s*(?:{_alternation(_MONEY_SCALE)})(?![a-z]))?"
+_AMOUNT = rf"{_NUM}{_SCALE_WORD}"
 _MONEY_PATTERNS = (
     re.compile(rf"\b{_NUM}\s*dollars?\s*(?:and\s*)?{_NUM}\s*cents?\b()"),
-    re.compile(rf"\$\s?{_NUM}(?:{_RANGE_SEP}\$?\s?{_NUM})?"),
-    re.compile(
-        rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:dollars?|bucks|usd|euros?|pounds?|quid)\b"
-    ),
+    # "Rs 12,000 to Rs 24,000", "$5-$10", "INR 5 lakh"
+    re.compile(rf"({_CUR_B})\s?{_AMOUNT}(?:{_RANGE_SEP}(?:{_CUR_B})?\s?{_AMOUNT})?"),
+    # "12,000 to 24,000 rupees", "5 lakh rupees", "20 euros"
+    re.compile(rf"\b{_AMOUNT}(?:{_RANGE_SEP}{_AMOUNT})?\s*({_CUR_A})"),
+    # "2.5 lakh", "1 crore" without a currency: amounts of money in Indian usage
+    re.compile(rf"\b{_NUM}\s*(?:lakhs?|lacs?|crores?)(?![a-z])"),
 )
+
+
+def _amount(match_text: str) -> list[float]:
+    """The amounts in a money match, scale words applied ("5 lakh" -> 500000)."""
+    values = []
+    for m in re.finditer(rf"{_NUM}{_SCALE_WORD.replace('(?:', '(', 1)}", match_text):
+        scale = m.group(2)
+        values.append(_num(m.group(1)) * (_MONEY_SCALE[scale.strip()] if scale else 1.0))
+    return values
+
+
+def _currency(match_text: str) -> str:
+    head = re.match(_CUR_B, match_text)
+    if head:
+        return _CURRENCY_BEFORE[head.group(0)]
+    tail = re.search(_CUR_A + r"\s*$", match_text)
+    return _CURRENCY_AFTER[tail.group(0).strip()] if tail else ""
 _PRICE_CONTEXT = re.compile(r"\b(?:cost|costs|price|priced|fee|charge|charges|pay|extra|is)\b")
 _NOT_AFTER_AMOUNT = r"(?!\s*(?:%|percent|days?|weeks?|months?|years?|hours?|am|pm|business|working|"
 _NOT_AFTER_AMOUNT += r"dollars?|payments?|installments?))"
@@ -229,6 +301,10 @@ _DURATION = re.compile(
     rf"\b{_NUM}(?:{_RANGE_SEP}{_NUM})?\s*(?:-\s*)?(?:(?:full|whole|extra|more|additional|"
     r"business|working|calendar)\s+)?"
     r"(hour|day|night|week|fortnight|month|year)s?\b"
+)
+_AGE_CONTEXT = re.compile(
+    r"\b(?:age|aged|ages|old|born|birthday|senior citizens?|minors?|parents|children|kids|"
+    r"child|adults?|elderly|entry)\b"
 )
 _SCHEDULE_WORDS = re.compile(r"\b\d+\s+days?\s+(?:a|per|1)\s+week\b|\b24\s*/\s*7\b")
 _CLOCK_RANGE = re.compile(
@@ -244,41 +320,89 @@ _CLOCK = re.compile(
 )
 
 
+_AGE_NUM = rf"{_NUM}(?:\s*(?:to|-|\u2013|and)\s*{_NUM})?"
+_AGE_PATTERNS = (
+    # "65 years old", "18-65 years of age", "aged 18 to 65", "age limit of 70 years",
+    # "up to the age of 65", "entry age 18"
+    re.compile(rf"\b{_AGE_NUM}\s*(?:years?|yrs?)?(?:\s*-\s*|\s+)(?:old|of age)\b"),
+    re.compile(
+        rf"\b(?:aged?|ages)\s+(?:limit\s+|limits\s+)?(?:is\s+|of\s+|between\s+|from\s+)?"
+        rf"(?:up\s+to\s+|upto\s+|till\s+)?{_AGE_NUM}(?:\s*(?:years?|yrs?))?"
+    ),
+)
+_COUNT_NOUNS = {
+    **{w: "mode" for w in ("mode", "modes")}, **{w: "option" for w in ("option", "options")},
+    **{w: "way" for w in ("way", "ways")}, **{w: "type" for w in ("type", "types")},
+    **{w: "plan" for w in ("plan", "plans")}, **{w: "method" for w in ("method", "methods")},
+    **{w: "variant" for w in ("variant", "variants")},
+    **{w: "installment" for w in ("installment", "installments", "instalment", "instalments")},
+    **{w: "transaction" for w in ("transaction", "transactions")},
+    **{w: "withdrawal" for w in ("withdrawal", "withdrawals")},
+    **{w: "person" for w in ("person", "persons", "people", "adults", "adult", "guests",
+                             "guest", "members", "member")},
+    **{w: "child" for w in ("child", "children", "kids", "kid")},
+    **{w: "nominee" for w in ("nominee", "nominees")},
+    **{w: "bag" for w in ("bag", "bags", "suitcase", "suitcases", "pieces of luggage")},
+    **{w: "pet" for w in ("pet", "pets", "dogs", "dog")},
+    **{w: "time" for w in ("times",)},
+}  # fmt: skip
+_COUNT = re.compile(
+    rf"\b(\d+|only|single)\s+(?:(?:the|a|an|one)\s+)?(?:[a-z][a-z-]*\s+)?"
+    rf"({_alternation(_COUNT_NOUNS)})\b"
+)
+
+
 def extract_quantities(norm: str) -> tuple[Quantity, ...]:
     """Quantities in ``norm``, a text already passed through :func:`words_to_digits`."""
     found: list[Quantity] = []
     taken: list[tuple[int, int]] = []
 
-    def add(kind: str, low: float, high: float, m: re.Match[str]) -> None:
+    def add(kind: str, low: float, high: float, m: re.Match[str], unit: str = "") -> None:
         if any(m.start() < e and s < m.end() for s, e in taken):
             return
         taken.append((m.start(), m.end()))
         lo, hi = min(low, high), max(low, high)
-        found.append(Quantity(kind, lo, hi, m.group(0).strip()))
+        found.append(Quantity(kind, lo, hi, m.group(0).strip(), unit))
 
     for n, pattern in enumerate(_MONEY_PATTERNS):
         for m in pattern.finditer(norm):
             if n == 0:  # "4 dollars and 99 cents"
                 value = _num(m.group(1)) + _num(m.group(2)) / 100
-                add(MONEY, value, value, m)
+                add(MONEY, value, value, m, "USD")
                 continue
-            low = _num(m.group(1))
-            high = _num(m.group(2)) if m.group(2) else low
-            add(MONEY, low, high, m)
+            amounts = _amount(m.group(0))
+            if amounts:
+                add(MONEY, amounts[0], amounts[-1], m, _currency(m.group(0).strip()))
     if _PRICE_CONTEXT.search(norm):
         for m in _SPOKEN_PRICE.finditer(norm):  # "twelve ninety nine"
             value = _num(m.group(1)) + _num(m.group(2)) / 100
             add(MONEY, value, value, m)
     for m in _CENTS.finditer(norm):
-        add(MONEY, _num(m.group(1)) / 100, _num(m.group(1)) / 100, m)
+        add(MONEY, _num(m.group(1)) / 100, _num(m.group(1)) / 100, m, "USD")
     for m in _FREE.finditer(norm):
         add(MONEY, 0.0, 0.0, m)
+    for pattern in _AGE_PATTERNS:
+        for m in pattern.finditer(norm):
+            low = _num(m.group(1))
+            add(AGE, low, _num(m.group(2)) if m.group(2) else low, m)
+    for m in _COUNT.finditer(norm):
+        noun = _COUNT_NOUNS[m.group(2)]
+        if m.group(1) in ("only", "single") and m.group(2) != noun:
+            continue  # "only annual and monthly modes" names modes, it counts none
+        value = _num(m.group(1)) if m.group(1) not in ("only", "single") else 1.0
+        add(COUNT, value, value, m, noun)
     for m in _PERCENT.finditer(norm):
         low = _num(m.group(1))
         add(PERCENT, low, _num(m.group(2)) if m.group(2) else low, m)
     for m in _SCHEDULE_WORDS.finditer(norm):
         taken.append((m.start(), m.end()))  # "seven days a week" is a schedule, not a delay
     for m in _DURATION.finditer(norm):
+        if _AGE_CONTEXT.search(norm[max(0, m.start() - 40) : m.end() + 25]):
+            # "parents are covered up to 65 years (of age)": an age limit, not a delay.
+            low = _num(m.group(1))
+            if m.group(3) == "year":
+                add(AGE, low, _num(m.group(2)) if m.group(2) else low, m)
+                continue
         per = _DAYS_PER[m.group(3)]
         low = _num(m.group(1)) * per
         add(DURATION, low, (_num(m.group(2)) * per) if m.group(2) else low, m)
@@ -340,10 +464,19 @@ _ALL_WEEK = re.compile(
 )
 
 
+_CLOSED_ON = re.compile(
+    r"\b(?:closed (?:on |every |all day )*|except (?:for )?(?:on )?)("
+    + "|".join(_WEEKDAYS)
+    + r")s?\b"
+)
+
+
 def extract_weekdays(norm: str) -> frozenset[str]:
     """The days of the week a schedule names ("Monday to Friday", "weekdays", "every day")."""
+    closed = {m.group(1)[:3] for m in _CLOSED_ON.finditer(norm)}
+    norm = _CLOSED_ON.sub(" ", norm)
     if _ALL_WEEK.search(norm):
-        return frozenset(w[:3] for w in _WEEKDAYS)
+        return frozenset(w[:3] for w in _WEEKDAYS if w[:3] not in closed)
     days: set[str] = set()
     rest = norm
     for m in _WEEKDAY_RANGE.finditer(norm):
@@ -372,13 +505,26 @@ _NO_START = re.compile(
 _NEGATION = re.compile(
     r"\b(?:not|cannot|can't|cant|don't|doesn't|didn't|won't|wouldn't|isn't|aren't|wasn't|"
     r"shouldn't|couldn't|never|unfortunately|afraid not|no longer|unable|not able|"
-    r"not possible|impossible|(?:is|are) non-?refundable)\b"
+    r"not possible|impossible|(?:is|are) non-?refundable|"
+    r"there (?:is|are|'s) no(?!\s+(?:charge|fee|fees|cost|extra|additional|need|problem|"
+    r"restrictions?|limits?))|(?:offers?|has|have|provides?|accepts?|allows?) no|"
+    r"no-smoking|non-smoking|smoke-free|"
+    r"no\s+(?:\w+\s+){0,2}(?:is|are)?\s*(?:allowed|permitted|available|offered|provided)|"
+    r"(?:is|are) (?:strictly )?prohibited|(?:is|are) (?:entirely |completely )?non-?\w+ing)\b"
 )
 _AFFIRM = re.compile(
     r"\b(?:you can|you could|we can|we do|we will|it is|it's|that's fine|that is fine|"
     r"no problem|you're able|you are able|is possible|it does|you do|we accept|we offer|"
-    r"we allow|allowed|included|is covered|are covered|you will|you'll)\b"
+    r"we allow|allowed|included|is covered|are covered|you will|you'll|offers?|accepts?|"
+    r"provides?|has|have|does have|does offer|includes|is available|are available|"
+    r"(?:is|are) welcome|welcomes|can be used|friendly|permitted)\b"
 )
+_CHECKING = re.compile(
+    r"\b(?:let me|one moment|give me a|hold on|bear with me|i'll check|i will check|"
+    r"let's see|checking)\b"
+)
+_CONDITIONAL = re.compile(r"^(?:if|when|unless|as long as|provided)\b")
+_NOT_NEGATION = re.compile(r"\b(?:do not worry|don't worry|not to worry|not a problem)\b")
 _CONTRAST = re.compile(r"\b(?:but|however|although|unfortunately)\b")
 
 
@@ -390,15 +536,27 @@ def extract_polarity(norm: str) -> str | None:
     sentence ("we can't", "unfortunately") reads as no and an affirmative one as yes.
     "No problem" and "no fee" are not negations of the answer.
     """
-    first = re.split(r"(?<=[.!?])\s+", norm.strip(), maxsplit=1)[0]
+    sentences = re.split(r"(?<=[.!?])\s+", norm.strip())
+    # "Sure, let me check that for you. ..." is no answer yet: read the next sentence.
+    while len(sentences) > 1 and _CHECKING.search(sentences[0]):
+        sentences = sentences[1:]
+    first = sentences[0]
+    later = sentences[1:]
     if _NO_START.search(first):
-        return "no"
+        # An answer that opens "no" and later opens a sentence with "yes" (or the reverse)
+        # joins two replies ("Yes, price match covers it. No, returns are free."): unclear.
+        return None if any(_YES_START.search(x) for x in later) else "no"
     if _YES_START.search(first):
+        if any(_NO_START.search(x) for x in later):
+            return None
         after = first[_YES_START.search(first).end() :]  # type: ignore[union-attr]
         contrast = _CONTRAST.search(after)
         if contrast and _NEGATION.search(after[contrast.start() :]):
             return "no"
         return "yes"
+    if _CONDITIONAL.match(first):
+        return None  # "When the cancellation is not made in time, ...": no yes or no
+    first = _NOT_NEGATION.sub(" ", first)
     if _NEGATION.search(first):
         return "no"
     if _AFFIRM.search(first):
@@ -438,10 +596,33 @@ DEFAULT_OPTIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "chat": ("live chat", "chat"),
     },
     "payment": {
-        "paypal": ("paypal",), "credit_card": ("credit card", "visa", "mastercard", "amex"),
-        "debit_card": ("debit card",), "bank_transfer": ("bank transfer", "wire transfer"),
-        "cash": ("cash on delivery", "in cash"), "check": ("check", "cheque"),
+        "paypal": ("paypal",),
+        "credit_card": ("credit card", "visa", "mastercard", "master card", "amex",
+                        "american express", "discover card", "diners club"),
+        "debit_card": ("debit card", "maestro"),
+        "bank_transfer": ("bank transfer", "wire transfer"),
+        "cash": ("cash on delivery", "in cash", "cash"),
+        # "check" alone is mostly the verb ("check in", "please check"): cheque phrases only.
+        "check": ("cheque", "by check", "personal check", "paper check"),
         "apple_pay": ("apple pay",), "google_pay": ("google pay",),
+    },
+    "frequency": {
+        "annual": ("annual", "annually", "yearly", "per year", "once a year", "every year",
+                   "per annum"),
+        "half_yearly": ("half-yearly", "half yearly", "semi-annual", "semi-annually",
+                        "semiannual", "twice a year", "every six months", "every 6 months"),
+        "quarterly": ("quarterly", "every quarter", "every three months",
+                      "every 3 months"),
+        "monthly": ("monthly", "every month", "once a month"),
+        "weekly": ("weekly", "every week", "once a week"),
+        "single": ("single premium", "one-time", "one time", "lump sum", "lump-sum"),
+    },
+    "currency": {
+        "usd": ("usd", "dollars", "us dollars", "u.s. dollars", "american dollars"),
+        "eur": ("eur", "euro", "euros"), "gbp": ("gbp", "pounds sterling", "british pounds"),
+        "inr": ("inr", "indian rupees", "rupees"), "aud": ("aud", "australian dollars"),
+        "cad": ("cad", "canadian dollars"), "aed": ("aed", "dirhams"), "jpy": ("jpy", "yen"),
+        "sgd": ("sgd", "singapore dollars"), "chf": ("chf", "swiss francs"),
     },
     "shipping_speed": {
         "express": ("express", "overnight", "next day", "next-day"),
@@ -461,12 +642,45 @@ def compile_options(
                 triples.append((family, option, phrase))
     triples.sort(key=lambda t: -len(t[2]))
     return tuple(
-        (f, o, re.compile(r"\b" + re.escape(p).replace(r"\ ", r"\s+") + r"\b"))
+        # Plurals name the same option ("credit cards", "vouchers").
+        (f, o, re.compile(r"\b" + re.escape(p).replace(r"\ ", r"\s+") + r"(?:s|es)?\b"))
         for f, o, p in triples
     )
 
 
 _DEFAULT_COMPILED = compile_options(DEFAULT_OPTIONS)
+
+
+_ONLY_BEFORE = re.compile(
+    r"\b(?:only|solely|exclusively)\s+(?:[a-z-]+\s+){0,3}$"
+)
+_ONLY_AFTER = re.compile(r"^(?:\s+[a-z-]+)?\s+(?:only|alone)\b")
+
+
+@dataclass(frozen=True)
+class OptionSet:
+    """The options of one family an answer names, and whether it says they are the only ones
+    ("only annual mode", "by phone only")."""
+
+    options: frozenset[str]
+    exclusive: bool = False
+
+    def describe(self) -> str:
+        return ", ".join(sorted(self.options)) + (" only" if self.exclusive else "")
+
+
+def exclusive_families(
+    norm: str, compiled: tuple[tuple[str, str, re.Pattern[str]], ...] = _DEFAULT_COMPILED
+) -> frozenset[str]:
+    """Families whose option is named with "only"/"just"/"solely" before or "only" after."""
+    out = set()
+    for family, _option, pattern in compiled:
+        for m in pattern.finditer(norm):
+            if _ONLY_BEFORE.search(norm[max(0, m.start() - 40) : m.start()]) or _ONLY_AFTER.match(
+                norm[m.end() : m.end() + 25]
+            ):
+                out.add(family)
+    return frozenset(out)
 
 
 def extract_options(
@@ -481,7 +695,10 @@ def extract_options(
                 continue
             # "not X" / "no X" names X as excluded; it is not the option offered.
             before = norm[max(0, m.start() - 12) : m.start()]
-            if re.search(r"\b(?:not|no|don't|doesn't|never|n't)\s+(?:\w+\s+)?$", before):
+            after = norm[m.end() : m.end() + 16]
+            if re.search(r"\b(?:not|no|don't|doesn't|never|n't)\s+(?:\w+\s+)?$", before) or (
+                re.match(r"\s+(?:is|are)\s+not\b|\s+(?:isn't|aren't)\b", after)
+            ):
                 taken.append((m.start(), m.end()))
                 continue
             taken.append((m.start(), m.end()))
@@ -527,6 +744,7 @@ class AnswerFacts:
     weekdays: frozenset[str] = frozenset()
     names: frozenset[str] = frozenset()
     charge: str | None = None
+    exclusive: frozenset[str] = frozenset()
 
     def values(self) -> dict[str, Any]:
         """Dimension -> comparable value: quantity kinds -> tuple of Quantity, ``date`` ->
@@ -540,8 +758,8 @@ class AnswerFacts:
             out[DATE] = self.dates
         if self.weekdays:
             out[WEEKDAYS] = self.weekdays
-        if self.names:
-            out[f"{OPTION}:named"] = self.names
+        # Capitalised names ("Sum Assured", "Life Option") are kept for the record but are
+        # no dimension: two answers naming different product terms do not contradict.
         if self.charge:
             out[CHARGE] = self.charge
         if self.polarity:
@@ -550,13 +768,18 @@ class AnswerFacts:
         for family, option in self.options:
             families.setdefault(family, set()).add(option)
         for family, opts in families.items():
-            out[f"{OPTION}:{family}"] = frozenset(opts)
+            out[f"{OPTION}:{family}"] = OptionSet(frozenset(opts), family in self.exclusive)
+        counts: dict[str, list[Quantity]] = {}
+        for q in self.quantities:
+            if q.kind == COUNT:
+                counts.setdefault(f"{COUNT}:{q.unit}", []).append(q)
+        out.update({dim: tuple(qs) for dim, qs in counts.items()})
         return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "quantities": [
-                {"kind": q.kind, "low": q.low, "high": q.high, "text": q.text}
+                {"kind": q.kind, "low": q.low, "high": q.high, "text": q.text, "unit": q.unit}
                 for q in self.quantities
             ],
             "dates": sorted(self.dates),
@@ -565,6 +788,7 @@ class AnswerFacts:
             "weekdays": sorted(self.weekdays),
             "names": sorted(self.names),
             "charge": self.charge,
+            "exclusive": sorted(self.exclusive),
         }
 
     @classmethod
@@ -575,6 +799,7 @@ class AnswerFacts:
             weekdays=frozenset(data.get("weekdays") or ()),
             names=frozenset(data.get("names") or ()),
             charge=data.get("charge"),
+            exclusive=frozenset(data.get("exclusive") or ()),
             polarity=data.get("polarity"),
             options=frozenset(
                 tuple(o.split("/", 1)) for o in data.get("options") or ()  # type: ignore[misc]
@@ -607,12 +832,14 @@ def extract_facts(
     """All checkable facts of an answer ``text``."""
     norm = words_to_digits(text)
     quantities = extract_quantities(norm)
+    compiled = compiled_options or _DEFAULT_COMPILED
     return AnswerFacts(
+        exclusive=exclusive_families(norm, compiled),
         quantities=quantities,
         charge=extract_charge(norm, quantities),
         dates=extract_dates(norm),
         polarity=extract_polarity(norm),
-        options=extract_options(norm, compiled_options or _DEFAULT_COMPILED),
+        options=extract_options(norm, compiled),
         weekdays=extract_weekdays(norm),
         names=extract_names(text),
     )
@@ -626,27 +853,50 @@ def values_agree(dimension: str, a: Any, b: Any) -> bool:
     and options agree when one set contains the other or they share a member... for options,
     when they share an option; for dates, when one set contains the other.
     """
-    if dimension in QUANTITY_KINDS:
+    if dimension in QUANTITY_KINDS or dimension.startswith(COUNT):
         a_in_b = all(any(x.overlaps(y) for y in b) for x in a)
         b_in_a = all(any(y.overlaps(x) for x in a) for y in b)
         return a_in_b or b_in_a
     if dimension == DATE:
         return bool(a <= b or b <= a)
-    if dimension in (WEEKDAYS, CHARGE):
+    if dimension == WEEKDAYS:
+        # "open on Saturdays" names part of "open every day": only disjoint days disagree
+        # in full; a schedule answer often covers the days the customer asked about.
+        return bool(a <= b or b <= a)
+    if dimension == CHARGE:
         return bool(a == b)
     if dimension == POLARITY:
         return bool(a == b)
     if dimension.startswith(OPTION):
-        return bool(a & b)
+        # Sets of options: the same set agrees; one answer may name fewer of the options
+        # unless it says they are the only ones; two different lists do not agree
+        # ("USD and EUR" vs "USD and GBP", "only annual" vs "annual, monthly, quarterly").
+        sa, sb = _option_set(a), _option_set(b)
+        if sa.options == sb.options:
+            return True
+        if sa.options < sb.options:
+            return not sa.exclusive
+        if sb.options < sa.options:
+            return not sb.exclusive
+        return False
     raise ValueError(f"unknown fact dimension {dimension!r}")
 
 
+def _option_set(value: Any) -> OptionSet:
+    return value if isinstance(value, OptionSet) else OptionSet(frozenset(value))
+
+
 def describe_value(dimension: str, value: Any) -> str:
-    """A short human-readable rendering of a dimension's value."""
-    if dimension in QUANTITY_KINDS:
+    """A short human-readable rendering of a dimension's value ("free", "$4.99", "INR
+    12,000.00", "annual only")."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value  # polarity, charge: one word ("free" is not the letters e, e, f, r)
+    if isinstance(value, OptionSet):
+        return value.describe()
+    if isinstance(value, tuple):
         return ", ".join(q.describe() for q in value)
-    if dimension == POLARITY:
-        return str(value)
     return ", ".join(sorted(value))
 
 
