@@ -296,7 +296,8 @@ def normalize(words: Sequence[str]) -> NormalText:
             tokens.append(Token(ordinal[0], src[i], src[i + ordinal[1] - 1]))
             i += ordinal[1]
             continue
-        number = _number_at(keys, i, after_number)
+        spelled_o = raw[i].strip(_STRIP) == "O" and not after_number  # a spelled letter
+        number = None if spelled_o else _number_at(keys, i, after_number)
         if number is not None:
             digits, used = number
             trail = raw[i + used - 1].rstrip()
@@ -462,6 +463,9 @@ def _is_date(digits: str) -> bool:
     return False
 
 
+ACCOUNT_CUE_PENALTY = 25  # characters of context: "birth on the account"
+
+
 def classify_digits(digits: str, cues: dict[str, int]) -> tuple[str, float] | None:
     """Entity type and score of a run of ``digits`` given the context ``cues``.
 
@@ -497,7 +501,10 @@ def classify_digits(digits: str, cues: dict[str, int]) -> tuple[str, float] | No
     if n == 5 and STREET_ADDRESS in cues:
         options.append((STREET_ADDRESS, 0.7))
     if options:
-        return max(options, key=lambda o: (cues.get(o[0], -1), o[1]))
+        # Any number fits "account": a checked reading (a date, a phone number) whose cue is
+        # close behind wins ("date of birth on the account?").
+        return max(options, key=lambda o: (
+            cues.get(o[0], -1) - (ACCOUNT_CUE_PENALTY if o[0] == BANK_ACCOUNT else 0), o[1]))
     if plain:
         return max(plain, key=lambda o: o[1])
     if n >= 12:  # a long number said on a call identifies something: keep it out
@@ -505,7 +512,7 @@ def classify_digits(digits: str, cues: dict[str, int]) -> tuple[str, float] | No
     return None
 
 
-_DIGIT_RUN = re.compile(r"\$?\d+(?:[ ,.\-/]{1,4}\d+)*")
+_DIGIT_RUN = re.compile(r"\$?\d+(?:[ ,.\-/()]{1,4}\d+)*")
 _GROUP = re.compile(r"\d+")
 
 
