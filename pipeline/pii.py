@@ -463,7 +463,8 @@ def _is_date(digits: str) -> bool:
     return False
 
 
-ACCOUNT_CUE_PENALTY = 25  # characters of context: "birth on the account"
+WEAK_CUE_PENALTY = 25  # characters of context: "birth on the account"
+_WEAK = {(BANK_ACCOUNT, 0.8), (CREDIT_CARD, 0.5)}
 
 
 def classify_digits(digits: str, cues: dict[str, int]) -> tuple[str, float] | None:
@@ -498,13 +499,16 @@ def classify_digits(digits: str, cues: dict[str, int]) -> tuple[str, float] | No
         options.append((BANK_ACCOUNT, 0.8))
     if 13 <= n <= 19 and CREDIT_CARD in cues:
         options.append((CREDIT_CARD, 0.6))  # a misheard digit breaks the Luhn check
+    elif 4 <= n <= 12 and CREDIT_CARD in cues:
+        options.append((CREDIT_CARD, 0.5))  # part of a card read out in pieces
     if n == 5 and STREET_ADDRESS in cues:
         options.append((STREET_ADDRESS, 0.7))
     if options:
-        # Any number fits "account": a checked reading (a date, a phone number) whose cue is
-        # close behind wins ("date of birth on the account?").
+        # Any number fits "account" or "part of a card": a checked or more specific reading
+        # whose cue is close behind wins ("date of birth on the account?", "security code
+        # on the back of the card?").
         return max(options, key=lambda o: (
-            cues.get(o[0], -1) - (ACCOUNT_CUE_PENALTY if o[0] == BANK_ACCOUNT else 0), o[1]))
+            cues.get(o[0], -1) - (WEAK_CUE_PENALTY if o in _WEAK else 0), o[1]))
     if plain:
         return max(plain, key=lambda o: o[1])
     if n >= 12:  # a long number said on a call identifies something: keep it out
@@ -868,7 +872,8 @@ class Redactor:
                     previous = None
                     continue
                 words[w_idx] = replace(w, text=tag(span.entity))
-                if span is previous and rows and rows[-1].utterance_id == u.utterance_id:
+                if (previous is not None and span.entity == previous.entity and rows
+                        and rows[-1].utterance_id == u.utterance_id):
                     last = rows[-1]
                     rows[-1] = replace(last, end=w.end, num_words=last.num_words + 1)
                 else:
