@@ -40,7 +40,8 @@ from pipeline.records import (
     Utterance,
     Word,
 )
-from tests.conftest import FIXTURES
+from pipeline.run import TranscribeCalls as RealTranscribeCalls
+from tests.conftest import FIXTURES, ROOT
 from tools.piigen import luhn_complete
 
 # A Luhn-valid test card number nobody issued (made by the generator's completion).
@@ -240,7 +241,8 @@ PLANTED_STRINGS = [CARD, *(CARD[i:i + 4] for i in range(0, 16, 4)),
 
 def _plant(transcript: CallTranscript) -> CallTranscript:
     """Replace the customer's longest utterance with a card read out in two halves (a 1 s
-    pause between them, so Assemble makes two utterances) and an SSN said as digits."""
+    pause between them, so Assemble makes two utterances) and an SSN said as digits, and
+    start each of the customer's questions with the card's last four digits."""
     from pipeline.utterances import UtteranceConfig, build_utterances
 
     customer = [u for u in transcript.utterances if u.role == CUSTOMER]
@@ -255,12 +257,18 @@ def _plant(transcript: CallTranscript) -> CallTranscript:
                 for k, w in enumerate(words)]
 
     planted = spread(first, target.start, mid - 0.5) + spread(second, mid + 0.5, target.end)
+    replaced = [(target.start, target.end)]
+    for u in customer:  # questions (QA pairs, findings) name the card too
+        if u is not target and "?" in u.text:
+            planted += spread(f"my card ends in {spoken(CARD[12:])}.".split()
+                              + [w.text for w in u.words], u.start, u.end)
+            replaced.append((u.start, u.end))
     channels = []
     for channel in transcript.channels:
         if channel.channel != target.channel:
             channels.append(channel)
             continue
-        kept = [w for w in channel.words if not target.start <= w.start <= target.end]
+        kept = [w for w in channel.words if not any(a <= w.start <= b for a, b in replaced)]
         channels.append(replace(channel, words=tuple(sorted(kept + planted,
                                                             key=lambda w: w.start))))
     return replace(transcript, channels=tuple(channels),
@@ -272,9 +280,7 @@ class PlantedTranscribeCalls(beam.PTransform):
 
     def __init__(self, config):
         super().__init__()
-        from pipeline.run import TranscribeCalls
-
-        self.inner = TranscribeCalls(config)
+        self.inner = RealTranscribeCalls(config)
 
     def expand(self, specs):
         out = specs | "Real" >> self.inner
@@ -299,7 +305,9 @@ def planted_run(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("pii")
     manifest = tmp / "manifest.jsonl"
-    rows = (FIXTURES / "consistency" / "manifest.jsonl").read_text().splitlines()[:2]
+    # kc-0002 answers against the knowledge base: its finding quotes question and answer
+    rows = [line for line in (FIXTURES / "consistency" / "manifest.jsonl").read_text()
+            .splitlines() if json.loads(line)["call_id"] in ("kc-0000", "kc-0002")]
     for n, line in enumerate(rows):
         row = json.loads(line)
         row["audio"] = str(FIXTURES / "consistency" / row["audio"])
@@ -315,7 +323,8 @@ def planted_run(tmp_path_factory):
                                       test_pipeline=beam.Pipeline(runner="FnApiRunner"))
     finally:
         run_module.TranscribeCalls = original  # type: ignore[misc]
-    consistency.run_consistency(str(out / "utterances"), str(out / "calls"), str(out))
+    consistency.run_consistency(str(out / "utterances"), str(out / "calls"), str(out),
+                                kb_path=str(ROOT / "tools" / "callgen" / "knowledge_base.yaml"))
     return out, audio, result
 
 
@@ -325,7 +334,9 @@ def test_no_planted_value_in_any_column_of_any_table(planted_run):
     tables = sorted(p for p in out.iterdir() if p.is_dir() and any(p.glob("*.parquet")))
     names = {p.name for p in tables}
     assert {"calls", "utterances", "utterance_labels", "pii_redactions", "events",
-            "scorecards", "consistency_qa_pairs"} <= names
+            "scorecards", "consistency_qa_pairs", "consistency_findings"} <= names
+    qa = pq.read_table(out / "consistency_qa_pairs").to_pylist()
+    assert sum("[CREDIT_CARD]" in r["question_text"] for r in qa) >= 2  # planted, then redacted
     cells = 0
     for table in tables:
         for row in pq.read_table(table).to_pylist():
@@ -345,17 +356,18 @@ def test_no_planted_value_in_any_column_of_any_table(planted_run):
 def test_planted_values_were_found_and_tagged(planted_run):
     out, _, _ = planted_run
     found = pq.read_table(out / "pii_redactions").to_pylist()
-    for call_id in ("kc-0000", "kc-0001"):
+    for call_id in ("kc-0000", "kc-0002"):
         mine = [r for r in found if r["call_id"] == call_id]
         cards = [r for r in mine if r["entity_type"] == CREDIT_CARD]
-        assert len({r["utterance_id"] for r in cards}) == 2, "a card over two utterances"
-        assert sum(r["num_words"] for r in cards) == 16
+        halves = [r for r in cards if r["num_words"] == 8]  # the card over two utterances
+        assert len({r["utterance_id"] for r in halves}) == 2
+        assert {r["num_words"] for r in cards} == {8, 4}  # and the last four in questions
         assert any(r["entity_type"] == US_SSN for r in mine)
     utterances = pq.read_table(out / "utterances").to_pylist()
     tagged = [u for u in utterances if "[CREDIT_CARD]" in u["text"]]
-    assert len(tagged) == 4
+    assert len(tagged) >= 6
     words = [w for u in tagged for w in u["words"] if w["text"] == "[CREDIT_CARD]"]
-    assert len(words) == 32 and all(w["end"] > w["start"] for w in words)
+    assert len(words) >= 32 + 8 and all(w["end"] > w["start"] for w in words)
 
 
 def test_redacted_audio_is_silent_over_the_planted_span(planted_run):
