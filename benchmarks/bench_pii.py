@@ -1,6 +1,6 @@
 """Recall and precision of PII redaction per entity type on generated dialogues.
 
-Dialogues come from ``tools/piigen.py`` (seeded): dev is seed 1, test seed 2 with the
+Dialogues come from ``tools/piigen.py`` (seeded): dev is seed 1, test seed 4 with the
 generator's held-out variants (phrasings, unpunctuated lower-case text, "uh" inside numbers,
 more distractors) that tuning never saw; thresholds are chosen on dev, test is reported
 (benchmarks/PII.md). Each turn becomes one utterance
@@ -43,7 +43,7 @@ from pipeline.records import (  # noqa: E402
 )
 from tools.piigen import Dialogue, dialogues  # noqa: E402
 
-SEEDS = {"dev": 1, "test": 2}
+SEEDS = {"dev": 1, "test": 4}  # seeds 2 and 3 were looked at while building: PII.md
 WORD_SECONDS = 0.3
 TURN_GAP = 0.6
 

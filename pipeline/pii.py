@@ -275,7 +275,14 @@ def _split_hyphens(words: Sequence[str]) -> list[tuple[str, int]]:
 
 def normalize(words: Sequence[str]) -> NormalText:
     """Words -> text with spoken numbers as digits and spoken e-mails written, mapped back."""
-    pieces = _split_hyphens(words)
+    pieces: list[tuple[str, int]] = []
+    tail: list[int] = []  # last source word of each piece, with the fillers after it
+    for piece, n in _split_hyphens(words):
+        if pieces and word_key(piece) in FILLERS:  # "four one uh five": one number
+            tail[-1] = n
+            continue
+        pieces.append((piece, n))
+        tail.append(n)
     raw = [p for p, _ in pieces]
     src = [n for _, n in pieces]
     keys = [word_key(p) for p in raw]
@@ -287,13 +294,13 @@ def normalize(words: Sequence[str]) -> NormalText:
             text, start_token, used = email
             first = tokens[start_token].first if start_token < len(tokens) else src[i]
             del tokens[start_token:]
-            tokens.append(Token(text, first, src[i + used - 1]))
+            tokens.append(Token(text, first, tail[i + used - 1]))
             i += used
             continue
         after_number = bool(tokens) and tokens[-1].text[:1].isdigit()
         ordinal = _ordinal_at(keys, i)
         if ordinal and _near_month(keys, i, ordinal[1]):
-            tokens.append(Token(ordinal[0], src[i], src[i + ordinal[1] - 1]))
+            tokens.append(Token(ordinal[0], src[i], tail[i + ordinal[1] - 1]))
             i += ordinal[1]
             continue
         spelled_o = raw[i].strip(_STRIP) == "O" and not after_number  # a spelled letter
@@ -302,14 +309,10 @@ def normalize(words: Sequence[str]) -> NormalText:
             digits, used = number
             trail = raw[i + used - 1].rstrip()
             punct = trail[len(trail.rstrip(",.;:")):]
-            tokens.append(Token(digits + punct, src[i], src[i + used - 1]))
+            tokens.append(Token(digits + punct, src[i], tail[i + used - 1]))
             i += used
             continue
-        if keys[i] in FILLERS and after_number:
-            tokens.append(Token("", src[i], src[i]))
-            i += 1
-            continue
-        tokens.append(Token(raw[i].strip(), src[i], src[i]))
+        tokens.append(Token(raw[i].strip(), src[i], tail[i]))
         i += 1
     parts: list[str] = []
     char_token: list[int] = []
@@ -617,7 +620,8 @@ _NOT_NAMES = set(
     "also very really again actually about going trying looking having still new "
     "customer service support agent manager supervisor help account card number bank "
     "checking savings credit debit phone email address today tomorrow yesterday "
-    "morning afternoon evening happy glad calling welcome sir ma'am madam".split()
+    "morning afternoon evening happy glad calling welcome sir ma'am madam name names first "
+    "last middle full surname spelled spell".split()
 )
 
 

@@ -90,9 +90,9 @@ HELD_OUT_DISTRACTORS = [
 class Dialogue:
     """Turns of (role, [(word, entity or None)]).
 
-    With ``held_out`` (the test split) phrasings from :data:`HELD_OUT_PHRASES` replace the
-    usual ones half the time, some dialogues come lower-case without punctuation (an ASR
-    without punctuation), and "uh" sometimes falls inside a long number.
+    "uh" sometimes falls inside a long value. With ``held_out`` (the test split) phrasings
+    from :data:`HELD_OUT_PHRASES` replace the usual ones half the time and some dialogues
+    come lower-case without punctuation (an ASR without punctuation).
     """
 
     dialogue_id: str
@@ -107,7 +107,7 @@ class Dialogue:
         for part in parts:
             if isinstance(part, tuple):
                 pii = part[0].split()
-                if self.held_out and len(pii) >= 6 and self.rng.random() < 0.2:
+                if len(pii) >= 6 and self.rng.random() < 0.2:
                     pii.insert(self.rng.randint(2, len(pii) - 2), "uh")
                 words += [(w, part[1]) for w in pii]
             else:
