@@ -18,6 +18,10 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.pii import PiiConfig
 
 logger = logging.getLogger("callscope")
 
@@ -91,6 +95,7 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
             decode_timeout=args.decode_timeout,
         ),
         output_shards=args.output_shards,
+        pii=_pii_config(args),
     )
     specs, input_dead = resolve_input(args.input)
     if not args.verbose:
@@ -115,6 +120,14 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     print(f"outputs: {os.path.abspath(result.out_dir)}/{{{','.join(tables)}}}/*.parquet")
     print(f'query:   callscope query --out {result.out_dir} "SELECT * FROM calls"')
     return 0
+
+
+def _pii_config(args: argparse.Namespace) -> PiiConfig:
+    from pipeline.pii import ENTITIES, PiiConfig
+
+    entities = tuple(e.strip().upper() for e in args.pii_entities.split(",") if e.strip())
+    return PiiConfig(enabled=args.redact_pii, entities=entities or ENTITIES,
+                     audio_dir=args.redact_audio or "")
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
@@ -195,6 +208,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds allowed for decoding one file")
     run.add_argument("--output-shards", type=int, default=1,
                      help="Parquet files per table (0: let the runner decide)")
+    run.add_argument("--no-redact-pii", dest="redact_pii", action="store_false",
+                     help="keep card numbers, SSNs, names ... in the outputs (redacted by "
+                     "default; the choice is recorded in run.json)")
+    run.add_argument("--pii-entities", default="",
+                     help="comma-separated PII types to redact (default: all of "
+                     "CREDIT_CARD,CARD_CVV,CARD_EXPIRY,BANK_ACCOUNT,ROUTING_NUMBER,US_SSN,"
+                     "PHONE_NUMBER,EMAIL_ADDRESS,STREET_ADDRESS,DATE_OF_BIRTH,PERSON)")
+    run.add_argument("--redact-audio", metavar="DIR",
+                     help="also write each call's audio to DIR with PII spans silenced")
     run.add_argument("--no-consistency", dest="consistency", action="store_false",
                      help="skip the knowledge-consistency check across the run's calls")
     run.add_argument("--kb", help="approved answers (YAML or CSV) for the consistency check")

@@ -32,6 +32,7 @@ from pipeline.classifier import ClassifierConfig, LabelUtterances
 from pipeline.deadletter import DEAD_LETTER
 from pipeline.dynamics import ComputeDynamics, DynamicsConfig
 from pipeline.manifest import ListInputs, check_input
+from pipeline.pii import PiiConfig, RedactPii
 from pipeline.records import CallSpec, CallTranscript, ClassifierInput, DeadLetter
 from pipeline.schemas import (
     call_row,
@@ -70,6 +71,7 @@ class RunConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     scorecard: ScorecardConfig = field(default_factory=ScorecardConfig)
+    pii: PiiConfig = field(default_factory=PiiConfig)
     output_shards: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -184,6 +186,7 @@ ROW_OF: dict[str, Callable[[Any], dict[str, Any]]] = {
     "call_metrics": record_row,
     "utterance_metrics": record_row,
     "loudness_seconds": record_row,
+    "pii_redactions": record_row,
     "dead_letter": dead_letter_row,
 }
 TABLES_WRITTEN = tuple(ROW_OF)
@@ -211,12 +214,16 @@ def build(
     # Spread calls over workers before the heavy per-call work.
     calls = listed_specs | "SpreadCalls" >> beam.Reshuffle()
     transcribed = calls | "TranscribeCalls" >> TranscribeCalls(config)
-    analyzed = transcribed["transcripts"] | "AnalyzeCalls" >> AnalyzeCalls(config)
+    # --- PII redaction (pipeline/pii.py): everything below sees redacted transcripts only;
+    # a call whose redaction fails becomes a failed call with a dead letter, never unredacted.
+    redacted = transcribed | "RedactPii" >> RedactPii(config.pii)
+    # --- end of PII redaction
+    analyzed = redacted["transcripts"] | "AnalyzeCalls" >> AnalyzeCalls(config)
     backend, model = config.asr.backend, asr_model_name(config.asr)
     tables = {
         # An input rejected before decoding (a bad manifest line) still gets its calls row.
         "calls": (
-            transcribed["calls"],
+            redacted["calls"],
             rejected
             | "RejectedCalls"
             >> beam.Map(
@@ -226,11 +233,13 @@ def build(
             ),
         )
         | "AllCalls" >> beam.Flatten(),
-        "utterances": transcribed["transcripts"]
+        "utterances": redacted["transcripts"]
         | "Utterances" >> beam.FlatMap(lambda t: t.utterances),
+        "pii_redactions": redacted["pii_redactions"],
         **{name: pcoll for name, pcoll in analyzed.items() if name != "dead_letter"},
         "dead_letter": (
             transcribed["dead_letter"],
+            redacted["dead_letter"],
             analyzed["dead_letter"],
             rejected,
         )

@@ -351,3 +351,25 @@ SCORECARDS = register(
     ),
     ("call_id",),
 )
+
+
+# --- PII redaction (pipeline.pii): where and what kind, never the value ---
+
+PII_REDACTIONS = register(
+    "pii_redactions",
+    pa.schema(
+        [
+            ("redaction_id", pa.string()),
+            ("call_id", pa.string()),
+            ("utterance_id", pa.string()),
+            ("entity_type", pa.string()),
+            ("start", pa.float64()),
+            ("end", pa.float64()),
+            ("first_word", pa.int32()),
+            ("num_words", pa.int32()),
+            ("detector", pa.string()),
+            ("score", pa.float32()),
+        ]
+    ),
+    ("redaction_id",),
+)
