@@ -458,6 +458,7 @@ class StagedOutput:
         A table in ``tables`` that this run did not write is deleted from the output, so the
         folder holds exactly this run's tables.
         """
+        _failpoint("publish:before")
         journal = {
             "run_id": self.run_id,
             "tables": list(tables),
