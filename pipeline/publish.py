@@ -352,7 +352,7 @@ def _move_table(staging: str, out_dir: str, table: str) -> None:
     cleared = join(staging, f"_CLEARED.{table}")
     if not exists(cleared):
         delete_tree(dst)
-        write_text(cleared, "")
+        write_text(cleared, f"{table}\n")  # not empty: S3 uploads reject 0 bytes
     if is_local(src):
         if os.path.isdir(_local(src)):
             os.replace(_local(src), _local(dst))
