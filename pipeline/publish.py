@@ -403,17 +403,25 @@ def recover(out_dir: str) -> None:
 def settle(out_dir: str, timeout: float = 120.0) -> None:
     """Before reading: finish a publish that a killed run left half done.
 
-    Waits (up to ``timeout`` seconds) for a run that is publishing right now.
+    A run that is publishing right now (or a new run, which finishes the interrupted publish
+    first thing) is waited for, up to ``timeout`` seconds.
 
     Raises:
-        OutputBusyError: The publishing run did not finish within ``timeout``.
+        OutputBusyError: The publish was not finished within ``timeout``.
     """
-    if not _journals(out_dir):
-        return
-    with OutputLock(out_dir, f"reader-{new_run_id()}", wait=True, timeout=timeout):
-        for staging, journal in _journals(out_dir):
-            logger.warning("finishing the interrupted publish of run %s", journal["run_id"])
-            _roll_forward(out_dir, staging, journal)
+    deadline = time.monotonic() + timeout
+    while _journals(out_dir):
+        try:
+            with OutputLock(out_dir, f"reader-{new_run_id()}"):
+                for staging, journal in _journals(out_dir):
+                    logger.warning("finishing the interrupted publish of run %s",
+                                   journal["run_id"])
+                    _roll_forward(out_dir, staging, journal)
+            return
+        except OutputBusyError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class StagedOutput:

@@ -12,6 +12,7 @@ like local ones.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -60,18 +61,19 @@ class WriteTable(beam.PTransform):
         )
 
 
-def table_files(out_dir: str, table: str) -> list[str]:
+def table_files(out_dir: str | os.PathLike[str], table: str) -> list[str]:
     """The Parquet files of a published table (any filesystem; [] if there are none)."""
-    return files_under(table_dir(out_dir, table), "*.parquet")
+    return files_under(table_dir(os.fspath(out_dir), table), "*.parquet")
 
 
-def read_table(out_dir: str, table: str) -> pa.Table:
+def read_table(out_dir: str | os.PathLike[str], table: str) -> pa.Table:
     """All rows of the published ``table`` under ``out_dir`` (empty, with the schema, if none).
 
     A publish that a killed run left half done is finished first (:func:`pipeline.publish.settle`),
     so the rows never mix two runs.
     """
     schema = TABLES[table][0]
+    out_dir = os.fspath(out_dir)
     settle(out_dir)
     with read_guard(out_dir):
         parts = []

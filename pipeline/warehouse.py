@@ -37,7 +37,8 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def connect(out_dir: str, allow_writes: bool = False) -> duckdb.DuckDBPyConnection:
+def connect(out_dir: str | os.PathLike[str],
+            allow_writes: bool = False) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with one view per published table under ``out_dir``.
 
     Local tables are views over their Parquet files (read when queried); tables on another
@@ -50,6 +51,7 @@ def connect(out_dir: str, allow_writes: bool = False) -> duckdb.DuckDBPyConnecti
     Raises:
         ValueError: ``out_dir`` holds no tables.
     """
+    out_dir = os.fspath(out_dir)
     if is_local(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"{out_dir!r} is not a folder of callscope tables (run `callscope run`)")
     settle(out_dir)

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.publish import LOCK_FILE, STAGING_PREFIX, OutputLock, staging_dirs
+from pipeline.publish import (
+    LOCK_FILE,
+    STAGING_PREFIX,
+    OutputBusyError,
+    OutputLock,
+    staging_dirs,
+)
 from pipeline.sinks import read_table
 from tests.conftest import FIXTURES
 from tests.helpers_outputs import (
@@ -208,3 +214,21 @@ def test_two_concurrent_runs_and_idempotent_reruns(inputs, tmp_path):
         assert len(rows) == len(set(rows)), f"{table} has duplicate rows"
     assert len(second["calls"]) == 1 and len(second["utterances"]) > 0
     _no_leftovers(out)
+
+
+def test_the_lock_names_its_holder_and_waits_with_a_timeout(tmp_path):
+    out = str(tmp_path / "out")
+    first = OutputLock(out, "first-run")
+    first.acquire()
+    try:
+        with pytest.raises(OutputBusyError, match=r"in use by run first-run \(pid \d+ on "):
+            OutputLock(out, "second-run").acquire()
+        started = time.monotonic()
+        with pytest.raises(OutputBusyError):
+            OutputLock(out, "second-run", wait=True, timeout=0.5).acquire()
+        assert time.monotonic() - started >= 0.5
+    finally:
+        first.release()
+    with OutputLock(out, "second-run", wait=True, timeout=5):
+        with open(os.path.join(out, LOCK_FILE), encoding="utf-8") as f:
+            assert json.load(f)["run_id"] == "second-run"
