@@ -211,17 +211,14 @@ def _cmd_consistency(args: argparse.Namespace, beam_args: list[str]) -> int:
     from apache_beam.io.filesystems import FileSystems
 
     from pipeline.consistency import FINDINGS_TABLE, GROUPS_TABLE, QA_TABLE
-    from pipeline.publish import StagedOutput, files_under
+    from pipeline.publish import StagedOutput, copy_files
 
     tables = [QA_TABLE, GROUPS_TABLE, FINDINGS_TABLE]
     with StagedOutput(args.out_dir, wait=args.wait) as staged:
         # The index grows from run to run: start from the published one, publish the new one.
         for table in tables:
-            files = files_under(FileSystems.join(args.out_dir, table), "*.parquet")
-            if files:
-                FileSystems.copy(
-                    files, [FileSystems.join(staged.path, table, os.path.basename(f))
-                            for f in files])
+            copy_files(FileSystems.join(args.out_dir, table),
+                       FileSystems.join(staged.path, table), "*.parquet")
         _run_consistency(args.out_dir, staged.path, args.kb, beam_args)
         staged.publish(tables, files=(), success=False)
     return EXIT_OK

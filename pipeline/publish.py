@@ -133,6 +133,17 @@ def children(folder: str) -> list[str]:
     return sorted({m.path[len(prefix):].split("/")[0] for m in result.metadata_list})
 
 
+def copy_files(src_folder: str, dst_folder: str, pattern: str = "*") -> None:
+    """Copy the files directly in ``src_folder`` (matching ``pattern``) into ``dst_folder``."""
+    files = files_under(src_folder, pattern)
+    if not files:
+        return
+    if is_local(dst_folder):
+        os.makedirs(_local(dst_folder), exist_ok=True)
+    FileSystems.copy(files, [join(dst_folder, f.replace("\\", "/").rsplit("/", 1)[1])
+                             for f in files])
+
+
 def delete_tree(path: str) -> None:
     """Delete a file or a folder with everything in it (nothing if it is not there)."""
     if is_local(path):
