@@ -7,6 +7,10 @@
 
 Options the CLI does not know are passed to Beam, so ``--runner=DataflowRunner
 --project=...`` or ``--direct_num_workers=4`` work as with any Beam pipeline.
+
+Exit status (:data:`EXIT_CODES`): 0 done; 1 crashed (traceback; the earlier output is kept);
+2 bad usage or input, or the output folder is held by another run (see ``--wait``); 3 the
+run finished but processed no call (every call failed: see the ``dead_letter`` table).
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ if TYPE_CHECKING:
     from pipeline.pii import PiiConfig
 
 logger = logging.getLogger("callscope")
+
+EXIT_OK = 0
+EXIT_CRASH = 1  # an unexpected exception: Python's own status for an uncaught error
+EXIT_USAGE = 2  # bad arguments or input, or the output folder is busy
+EXIT_NO_CALL_PROCESSED = 3
+EXIT_CODES = {
+    EXIT_OK: "done",
+    EXIT_CRASH: "crashed (the earlier output is kept)",
+    EXIT_USAGE: "bad usage or input, or the output folder is held by another run",
+    EXIT_NO_CALL_PROCESSED: "no call was processed (every call failed)",
+}
 
 class _WorkerLogFilter(logging.Filter):
     """Turn Beam's forwarded worker log protos into one readable line; drop Beam's own.
@@ -74,7 +89,10 @@ def _setup_logging(verbose: bool) -> None:
 
 def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     from pipeline.manifest import resolve_input
+    from pipeline.publish import is_local
     from pipeline.run import RunConfig, run_specs
+    from pipeline.schemas import TABLES
+    from pipeline.sinks import read_table, table_files
 
     config = RunConfig()
     config = replace(
@@ -102,10 +120,19 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
         job_logger = logging.getLogger("apache_beam.runners.portability.local_job_service")
         job_logger.setLevel(logging.INFO)
         job_logger.addFilter(_WorkerLogFilter(len(specs)))
-    result = run_specs(specs, input_dead, args.out, config, beam_args)
-    if args.consistency and result.utterances:
-        print()
-        _run_consistency(args.out, args.kb, [])
+
+    def add_consistency(staging: str) -> None:
+        # Runs on the staged tables, so its tables are published (and replaced) with them.
+        if args.consistency and not is_local(staging):
+            # pipeline.consistency lists its inputs with glob: local folders only, so far.
+            logger.warning("knowledge consistency skipped: it reads local folders only")
+            return
+        if args.consistency and read_table(staging, "utterances").num_rows:
+            print()
+            _run_consistency(staging, staging, args.kb, beam_args)
+
+    result = run_specs(specs, input_dead, args.out, config, beam_args, wait=args.wait,
+                       before_publish=add_consistency)
     print()
     print(f"callscope: {result.calls} calls ({result.calls_ok} processed, "
           f"{result.calls_failed} failed), {result.utterances} utterances, "
@@ -113,13 +140,14 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
     if result.wall_seconds:
         print(f"audio {result.audio_seconds:.1f} s in {result.wall_seconds:.1f} s wall "
               f"({result.audio_seconds / result.wall_seconds:.1f}x real time)")
-    tables = sorted(
-        name for name in os.listdir(result.out_dir)
-        if os.path.isdir(os.path.join(result.out_dir, name))
-    )
-    print(f"outputs: {os.path.abspath(result.out_dir)}/{{{','.join(tables)}}}/*.parquet")
+    tables = [name for name in TABLES if table_files(result.out_dir, name)]
+    where = os.path.abspath(result.out_dir) if is_local(result.out_dir) else result.out_dir
+    print(f"outputs: {where}/{{{','.join(tables)}}}/*.parquet (run {result.run_id})")
     print(f'query:   callscope query --out {result.out_dir} "SELECT * FROM calls"')
-    return 0
+    if not result.calls_ok:
+        print("callscope: no call was processed; see the dead_letter table", file=sys.stderr)
+        return EXIT_NO_CALL_PROCESSED
+    return EXIT_OK
 
 
 def _pii_config(args: argparse.Namespace) -> PiiConfig:
@@ -131,7 +159,7 @@ def _pii_config(args: argparse.Namespace) -> PiiConfig:
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    from pipeline.warehouse import connect, list_examples, load_example
+    from pipeline.warehouse import connect, list_examples, load_example, reading
 
     if args.list:
         for name, description in list_examples():
@@ -146,33 +174,45 @@ def _cmd_query(args: argparse.Namespace) -> int:
         sql = args.sql
     else:
         print("callscope query: give SQL, --file, --example NAME or --list", file=sys.stderr)
-        return 2
-    con = connect(args.out)
-    relation = con.sql(sql)
-    if relation is None:
-        return 0
-    if args.format == "csv":
-        relation.write_csv("/dev/stdout")
-    elif args.format == "json":
-        import json
+        return EXIT_USAGE
+    import duckdb
 
-        columns = relation.columns
-        for row in relation.fetchall():
-            print(json.dumps(dict(zip(columns, row, strict=True)), default=str))
-    else:
-        relation.show(max_rows=args.max_rows, max_width=200)
-    return 0
+    con = connect(args.out, allow_writes=args.allow_writes)
+    with reading(args.out):
+        try:
+            relation = con.sql(sql)
+        except duckdb.Error as e:
+            print(f"callscope query: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        if relation is None:
+            return EXIT_OK
+        if args.format == "csv":
+            import csv
+
+            writer = csv.writer(sys.stdout)
+            writer.writerow(relation.columns)
+            writer.writerows(relation.fetchall())
+        elif args.format == "json":
+            import json
+
+            columns = relation.columns
+            for row in relation.fetchall():
+                print(json.dumps(dict(zip(columns, row, strict=True)), default=str))
+        else:
+            relation.show(max_rows=args.max_rows, max_width=200)
+    return EXIT_OK
 
 
-def _run_consistency(out_dir: str, kb: str | None, beam_args: list[str]) -> None:
+def _run_consistency(tables_dir: str, out_dir: str, kb: str | None,
+                     beam_args: list[str]) -> None:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline import consistency
 
     options = PipelineOptions(beam_args) if beam_args else None
     consistency.run_consistency(
-        os.path.join(out_dir, "utterances"),
-        os.path.join(out_dir, "calls"),
+        os.path.join(tables_dir, "utterances"),
+        os.path.join(tables_dir, "calls"),
         out_dir,
         kb_path=kb,
         pipeline_options=options,
@@ -181,8 +221,20 @@ def _run_consistency(out_dir: str, kb: str | None, beam_args: list[str]) -> None
 
 
 def _cmd_consistency(args: argparse.Namespace, beam_args: list[str]) -> int:
-    _run_consistency(args.out_dir, args.kb, beam_args)
-    return 0
+    from apache_beam.io.filesystems import FileSystems
+
+    from pipeline.consistency import FINDINGS_TABLE, GROUPS_TABLE, QA_TABLE
+    from pipeline.publish import StagedOutput, copy_files
+
+    tables = [QA_TABLE, GROUPS_TABLE, FINDINGS_TABLE]
+    with StagedOutput(args.out_dir, wait=args.wait) as staged:
+        # The index grows from run to run: start from the published one, publish the new one.
+        for table in tables:
+            copy_files(FileSystems.join(args.out_dir, table),
+                       FileSystems.join(staged.path, table), "*.parquet")
+        _run_consistency(args.out_dir, staged.path, args.kb, beam_args)
+        staged.publish(tables, files=(), success=False)
+    return EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -220,37 +272,51 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-consistency", dest="consistency", action="store_false",
                      help="skip the knowledge-consistency check across the run's calls")
     run.add_argument("--kb", help="approved answers (YAML or CSV) for the consistency check")
+    run.add_argument("--wait", action="store_true",
+                     help="if another run holds --out, wait for it instead of exiting with 2")
 
     query = sub.add_parser("query", help="SQL over a run's tables with DuckDB")
     query.add_argument("sql", nargs="?", help="SQL; tables: calls, utterances, dead_letter, ...")
-    query.add_argument("--out", default="out/samples", help="the run's output folder")
+    query.add_argument("--out", default="out/samples",
+                       help="the run's output folder (local or a Beam filesystem URI)")
     query.add_argument("--file", help="read the SQL from this file")
     query.add_argument("--example", help="run a shipped example query (see --list)")
     query.add_argument("--list", action="store_true", help="list the shipped example queries")
     query.add_argument("--format", choices=("table", "csv", "json"), default="table")
     query.add_argument("--max-rows", type=int, default=40)
+    query.add_argument("--allow-writes", action="store_true",
+                       help="plain DuckDB: let the SQL read and write other files "
+                            "(COPY, ATTACH, read_csv ...); off by default")
 
     consistency = sub.add_parser("consistency", help="find questions answered differently")
     consistency.add_argument("out_dir", help="a run's output folder")
     consistency.add_argument("--kb", help="approved answers (YAML or CSV)")
+    consistency.add_argument("--wait", action="store_true",
+                             help="if a run holds the folder, wait for it instead of exiting")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, beam_args = parser.parse_known_args(argv)
-    if args.command != "run" and args.command != "consistency" and beam_args:
-        parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
     _setup_logging(args.verbose)
+    if beam_args:
+        # Filesystem options (an S3 endpoint, credentials) for reading and publishing outputs.
+        from apache_beam.io.filesystems import FileSystems
+        from apache_beam.options.pipeline_options import PipelineOptions
+
+        FileSystems.set_options(PipelineOptions(beam_args))
+    from pipeline.publish import OutputBusyError
+
     try:
         if args.command == "run":
             return _cmd_run(args, beam_args)
         if args.command == "query":
             return _cmd_query(args)
         return _cmd_consistency(args, beam_args)
-    except ValueError as e:
+    except (ValueError, OutputBusyError) as e:
         print(f"callscope: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

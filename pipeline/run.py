@@ -17,10 +17,11 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 
 from pipeline import __version__
@@ -33,8 +34,10 @@ from pipeline.deadletter import DEAD_LETTER
 from pipeline.dynamics import ComputeDynamics, DynamicsConfig
 from pipeline.manifest import ListInputs, check_input
 from pipeline.pii import PiiConfig, RedactPii
+from pipeline.publish import RUN_JSON, StagedOutput, write_text
 from pipeline.records import CallSpec, CallTranscript, ClassifierInput, DeadLetter
 from pipeline.schemas import (
+    TABLES,
     call_row,
     dead_letter_row,
     record_row,
@@ -42,7 +45,7 @@ from pipeline.schemas import (
     utterance_row,
 )
 from pipeline.scorecard import ScoreCalls, ScorecardConfig
-from pipeline.sinks import WriteTable, clear_tables, read_table
+from pipeline.sinks import WriteTable, read_table
 from pipeline.utterances import (
     CALLS,
     AssembleCalls,
@@ -306,6 +309,7 @@ class RunResult:
     dead_letters: int
     audio_seconds: float
     wall_seconds: float
+    run_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -317,6 +321,7 @@ def run(
     config: RunConfig | None = None,
     beam_args: Sequence[str] | None = None,
     test_pipeline: beam.Pipeline | None = None,
+    wait: bool = False,
 ) -> RunResult:
     """Process every call of ``input_path`` and write the tables under ``out_dir``.
 
@@ -324,7 +329,7 @@ def run(
     on the driver instead).
     """
     check_input(input_path)
-    return run_specs(input_path, [], out_dir, config, beam_args, test_pipeline)
+    return run_specs(input_path, [], out_dir, config, beam_args, test_pipeline, wait=wait)
 
 
 def run_specs(
@@ -334,26 +339,54 @@ def run_specs(
     config: RunConfig | None = None,
     beam_args: Sequence[str] | None = None,
     test_pipeline: beam.Pipeline | None = None,
+    wait: bool = False,
+    before_publish: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """:func:`run` for calls already resolved (``pipeline.manifest.resolve_input``)."""
+    """:func:`run` for calls already resolved (``pipeline.manifest.resolve_input``).
+
+    The tables are written to a staging folder and replace the earlier ones in ``out_dir``
+    only once the whole run (and ``before_publish``) succeeded (:mod:`pipeline.publish`).
+
+    Args:
+        wait: Wait for another run that holds ``out_dir`` instead of raising
+            :class:`pipeline.publish.OutputBusyError`.
+        before_publish: Called with the staging folder after the pipeline wrote its tables
+            there and before they are published (the CLI adds the consistency tables).
+    """
     config = config or RunConfig()
     started = time.perf_counter()
     if not isinstance(specs, str):
         logger.info("%d calls to process, %d input problems", len(specs), len(input_dead))
-    os.makedirs(out_dir, exist_ok=True) if "://" not in out_dir else None
-    clear_tables(out_dir, TABLES_WRITTEN)
-    p = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))
-    build(p, specs, input_dead, out_dir, config)
-    result = p.run()
-    result.wait_until_finish()
-    return _summarize(out_dir, config, time.perf_counter() - started)
+    options = test_pipeline.options if test_pipeline else pipeline_options(beam_args)
+    # The driver reads and publishes through FileSystems too: give it the job's options
+    # (an S3 endpoint, credentials) before it touches the output folder.
+    FileSystems.set_options(options)
+    with StagedOutput(out_dir, wait=wait) as staged:
+        p = test_pipeline or beam.Pipeline(options=options)
+        build(p, specs, input_dead, staged.path, config)
+        result = p.run()
+        result.wait_until_finish()
+        summary = _summarize(staged.path, config, time.perf_counter() - started)
+        if before_publish is not None:
+            before_publish(staged.path)
+        write_text(
+            FileSystems.join(staged.path, RUN_JSON),
+            json.dumps(
+                {"pipeline_version": __version__, "run_id": staged.run_id,
+                 "result": {**summary.to_dict(), "out_dir": out_dir},
+                 "config": config.to_dict()},
+                indent=2,
+            ),
+        )
+        staged.publish(list(TABLES))
+    return replace(summary, out_dir=out_dir, run_id=staged.run_id)
 
 
 def _summarize(out_dir: str, config: RunConfig, wall: float) -> RunResult:
     calls = read_table(out_dir, "calls")
     statuses = calls.column("status").to_pylist()
     durations = [d for d in calls.column("duration").to_pylist() if d]
-    result = RunResult(
+    return RunResult(
         out_dir=out_dir,
         calls=calls.num_rows,
         calls_ok=sum(s != "failed" for s in statuses),
@@ -363,11 +396,3 @@ def _summarize(out_dir: str, config: RunConfig, wall: float) -> RunResult:
         audio_seconds=round(sum(durations), 3),
         wall_seconds=round(wall, 3),
     )
-    with open(os.path.join(out_dir, "run.json"), "w", encoding="utf-8") as f:
-        json.dump(
-            {"pipeline_version": __version__, "result": result.to_dict(),
-             "config": config.to_dict()},
-            f,
-            indent=2,
-        )
-    return result

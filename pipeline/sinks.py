@@ -2,15 +2,18 @@
 
 Each table is a folder ``OUT/<table>/`` of ``part-SSSSS-of-NNNNN.parquet`` files written by
 Beam's ``WriteToParquet`` (temporary files, then an atomic rename, so a retried bundle never
-leaves duplicates). A run first clears the folders of the tables it writes, so running twice
-on the same input gives the same rows, not twice as many.
+leaves duplicates). A run writes its tables into a staging folder and publishes them whole,
+replacing the earlier run's folders (:mod:`pipeline.publish`), so running twice on the same
+input gives the same rows, not twice as many, and a killed run leaves the earlier output as it
+was. Reading goes through Beam's ``FileSystems``, so ``gs://`` and ``s3://`` outputs read back
+like local ones.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import apache_beam as beam
@@ -18,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.publish import files_under, read_guard, settle
 from pipeline.schemas import TABLES
 
 logger = logging.getLogger(__name__)
@@ -25,15 +29,6 @@ logger = logging.getLogger(__name__)
 
 def table_dir(out_dir: str, table: str) -> str:
     return FileSystems.join(out_dir, table)
-
-
-def clear_tables(out_dir: str, tables: Iterable[str]) -> None:
-    """Delete what an earlier run wrote to ``tables`` under ``out_dir`` (any filesystem)."""
-    for table in tables:
-        path = table_dir(out_dir, table)
-        if FileSystems.exists(path):
-            FileSystems.delete([path])
-            logger.info("cleared %s", path)
 
 
 class WriteTable(beam.PTransform):
@@ -66,13 +61,25 @@ class WriteTable(beam.PTransform):
         )
 
 
-def read_table(out_dir: str, table: str) -> pa.Table:
-    """All rows of ``table`` under ``out_dir`` (an empty table with the schema if none)."""
+def table_files(out_dir: str | os.PathLike[str], table: str) -> list[str]:
+    """The Parquet files of a published table (any filesystem; [] if there are none)."""
+    return files_under(table_dir(os.fspath(out_dir), table), "*.parquet")
+
+
+def read_table(out_dir: str | os.PathLike[str], table: str) -> pa.Table:
+    """All rows of the published ``table`` under ``out_dir`` (empty, with the schema, if none).
+
+    A publish that a killed run left half done is finished first (:func:`pipeline.publish.settle`),
+    so the rows never mix two runs.
+    """
     schema = TABLES[table][0]
-    path = os.path.join(out_dir, table)
-    files = sorted(
-        os.path.join(path, f) for f in os.listdir(path) if f.endswith(".parquet")
-    ) if os.path.isdir(path) else []
-    if not files:
+    out_dir = os.fspath(out_dir)
+    settle(out_dir)
+    with read_guard(out_dir):
+        parts = []
+        for path in table_files(out_dir, table):
+            with FileSystems.open(path, compression_type="uncompressed") as f:
+                parts.append(pq.read_table(pa.BufferReader(f.read()), schema=schema))
+    if not parts:
         return schema.empty_table()
-    return pa.concat_tables(pq.read_table(f, schema=schema) for f in files)
+    return pa.concat_tables(parts)
