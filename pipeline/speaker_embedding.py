@@ -96,15 +96,19 @@ def mel_spectrogram(samples: np.ndarray) -> np.ndarray:
     return power @ mel_filters().T
 
 
-def normalize_volume(samples: np.ndarray, target_dbfs: float = NORM_TARGET_DBFS) -> np.ndarray:
-    """Raise (never lower) the level to ``target_dbfs`` RMS, as resemblyzer's preprocessing."""
+def volume_gain(samples: np.ndarray, target_dbfs: float = NORM_TARGET_DBFS) -> float:
+    """Gain that raises (never lowers) ``samples`` to ``target_dbfs`` RMS, as resemblyzer's
+    preprocessing does."""
     rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
     if rms <= 0:
-        return samples
+        return 1.0
     change = target_dbfs - 20 * np.log10(rms)
-    if change < 0:
-        return samples
-    return (samples * (10 ** (change / 20))).astype(np.float32)
+    return 1.0 if change < 0 else float(10 ** (change / 20))
+
+
+def normalize_volume(samples: np.ndarray, target_dbfs: float = NORM_TARGET_DBFS) -> np.ndarray:
+    """``samples`` times :func:`volume_gain`."""
+    return (samples * volume_gain(samples, target_dbfs)).astype(np.float32)
 
 
 class VoiceEncoder:

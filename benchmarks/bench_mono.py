@@ -1,0 +1,256 @@
+"""Mono calls: speaker separation, role detection and analysis against the stereo originals.
+
+The generated stereo calls (Festival voices, synthetic text: ``tests/fixtures/dynamics``,
+``tests/fixtures/consistency``, ``samples/calls``) are mixed down to one channel (mean of the
+two channels, at the file's own rate), so the truth of who spoke when is the generator's
+turn list (``<call>.json``). Calls are split by a fixed rule (sorted by id, alternating:
+even positions ``dev``, odd ``test``); thresholds were chosen on ``dev`` only.
+
+Measured per split:
+
+* ``diarization``: diarization error rate (pyannote.metrics, 0.25 s collar, overlap scored)
+  of :func:`pipeline.diarization.diarize` on the pipeline's VAD regions; speaker count.
+* ``pipeline`` (``--pipeline``): the whole pipeline on the mono mixes and on the stereo files:
+  role accuracy (the diarized speaker holding most of the agent's ground-truth speech is
+  the one labelled ``agent``), WER (jiwer, on ``pipeline.evaluation.normalize_text`` words)
+  of mono and stereo transcripts against the script, and scorecard agreement (checks with
+  the same pass / fail / not-applicable result on mono and stereo).
+* ``cost``: diarization seconds per audio hour, one process, one onnxruntime thread.
+
+Run::
+
+    python benchmarks/bench_mono.py --split dev --pipeline --out benchmarks/results/mono-dev.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from pipeline.diarization import DiarizationConfig, diarize  # noqa: E402
+from pipeline.evaluation import normalize_text  # noqa: E402
+
+SOURCES = ("tests/fixtures/dynamics", "tests/fixtures/consistency", "samples/calls")
+COLLAR = 0.25
+
+
+def all_calls() -> list[tuple[str, str, dict[str, Any]]]:
+    """``(call_id, audio path, ground truth)`` of every generated stereo call, sorted."""
+    calls = []
+    for src in SOURCES:
+        for path in glob.glob(os.path.join(ROOT, src, "*.json")):
+            truth = json.load(open(path, encoding="utf-8"))
+            audio = os.path.join(os.path.dirname(path), truth["audio"])
+            if "turns" in truth and os.path.isfile(audio):
+                calls.append((truth["call_id"], audio, truth))
+    return sorted(calls)
+
+
+def split_of(calls: list[tuple[str, str, dict[str, Any]]]) -> dict[str, str]:
+    return {c[0]: ("dev" if i % 2 == 0 else "test") for i, c in enumerate(calls)}
+
+
+def mix_down(audio: str, out_dir: str) -> str:
+    samples, rate = sf.read(audio, dtype="float32", always_2d=True)
+    path = os.path.join(out_dir, os.path.basename(audio).rsplit(".", 1)[0] + ".flac")
+    sf.write(path, samples.mean(axis=1), rate)
+    return path
+
+
+def reference(truth: dict[str, Any]) -> Any:
+    from pyannote.core import Annotation, Segment
+
+    ref = Annotation()
+    for i, t in enumerate(truth["turns"]):
+        ref[Segment(t["start"], t["end"]), i] = t["speaker"]
+    return ref
+
+
+def hypothesis(turns: Any) -> Any:
+    from pyannote.core import Annotation, Segment
+
+    hyp = Annotation()
+    for i, t in enumerate(turns):
+        hyp[Segment(t.start, t.end), i] = f"spk{t.speaker}"
+    return hyp
+
+
+def evaluate_diarization(calls: list[tuple[str, str, dict[str, Any]]], mono_dir: str,
+                         config: DiarizationConfig) -> dict[str, Any]:
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    from pipeline.audio import load_call
+    from pipeline.records import CallSpec
+    from pipeline.vad import SileroVad
+
+    vad = SileroVad()
+    metric = DiarizationErrorRate(collar=2 * COLLAR, skip_overlap=False)  # collar: total width
+    per_call = []
+    audio_seconds = diar_seconds = 0.0
+    for call_id, audio, truth in calls:
+        call = load_call(CallSpec(call_id, mix_down(audio, mono_dir)))
+        regions = vad(call.samples[0])
+        started = time.perf_counter()
+        n, turns = diarize(call.samples[0], regions, config)
+        diar_seconds += time.perf_counter() - started
+        audio_seconds += call.duration
+        der = metric(reference(truth), hypothesis(turns))
+        # One voice: each stereo channel alone should come out as one speaker.
+        stereo = load_call(CallSpec(call_id, audio))
+        single = [diarize(ch, vad(ch), config)[0] for ch in stereo.samples]
+        truth_speakers = len({t["speaker"] for t in truth["turns"]})
+        per_call.append({"call_id": call_id, "der": round(der, 4), "speakers": n,
+                         "true_speakers": truth_speakers, "single_channel_speakers": single,
+                         "uncertain_share": round(sum(t.end - t.start for t in turns
+                                                      if t.uncertain) /
+                                                  max(sum(t.end - t.start for t in turns), 1e-9),
+                                                  4)})
+    return {
+        "calls": len(calls),
+        "der": round(abs(metric), 4),  # pooled over calls, as pyannote reports it
+        "der_mean_per_call": round(float(np.mean([c["der"] for c in per_call])), 4),
+        "der_max_per_call": round(max(c["der"] for c in per_call), 4),
+        "speaker_count_correct": sum(c["speakers"] == c["true_speakers"] for c in per_call),
+        "single_channels": 2 * len(per_call),
+        "single_channel_count_correct": sum(n == 1 for c in per_call
+                                            for n in c["single_channel_speakers"]),
+        "cost_seconds_per_audio_hour_1_thread": round(3600 * diar_seconds / audio_seconds, 1),
+        "audio_seconds": round(audio_seconds, 1),
+        "per_call": per_call,
+    }
+
+
+def _agent_speaker_ok(truth: dict[str, Any], utterances: list[dict[str, Any]]) -> bool:
+    """The utterances labelled agent hold more of the agent's ground-truth speech than the
+    customer's."""
+    def overlap(role_truth: str, role_hyp: str) -> float:
+        total = 0.0
+        for t in truth["turns"]:
+            if t["speaker"] != role_truth:
+                continue
+            for u in utterances:
+                if u["role"] == role_hyp:
+                    total += max(0.0, min(t["end"], u["end"]) - max(t["start"], u["start"]))
+        return total
+
+    return overlap("agent", "agent") > overlap("customer", "agent")
+
+
+def _run(specs_manifest: str, out_dir: str) -> dict[str, Any]:
+    from pipeline.run import run
+
+    started = time.perf_counter()
+    result = run(specs_manifest, out_dir)
+    return {"wall_seconds": round(time.perf_counter() - started, 1),
+            "audio_seconds": result.audio_seconds}
+
+
+def evaluate_pipeline(calls: list[tuple[str, str, dict[str, Any]]], work: str) -> dict[str, Any]:
+    import jiwer
+
+    from pipeline.sinks import read_table
+
+    mono_dir = os.path.join(work, "mono_audio")
+    os.makedirs(mono_dir, exist_ok=True)
+    manifests = {"mono": os.path.join(work, "mono.jsonl"),
+                 "stereo": os.path.join(work, "stereo.jsonl")}
+    with open(manifests["mono"], "w") as fm, open(manifests["stereo"], "w") as fs:
+        for call_id, audio, truth in calls:
+            row = {"call_id": call_id, "agent_id": truth.get("agent_id")}
+            fm.write(json.dumps({**row, "audio": mix_down(audio, mono_dir)}) + "\n")
+            fs.write(json.dumps({**row, "audio": audio, "channels": truth["channels"]}) + "\n")
+    runs = {k: _run(m, os.path.join(work, k)) for k, m in manifests.items()}
+    tables = {k: {t: read_table(os.path.join(work, k), t).to_pylist()
+                  for t in ("calls", "utterances", "scorecards")} for k in manifests}
+    per_call = []
+    refs, hyps = {"mono": [], "stereo": []}, {"mono": [], "stereo": []}
+    agree = total = 0
+    for call_id, _, truth in calls:
+        ref = " ".join(normalize_text(" ".join(t["text"] for t in truth["turns"])))
+        row: dict[str, Any] = {"call_id": call_id}
+        for kind in manifests:
+            utts = sorted((u for u in tables[kind]["utterances"] if u["call_id"] == call_id),
+                          key=lambda u: u["start"])
+            refs[kind].append(ref)
+            hyps[kind].append(" ".join(normalize_text(" ".join(u["text"] for u in utts))))
+            if kind == "mono":
+                row["role_ok"] = _agent_speaker_ok(truth, utts)
+                summary = next(c for c in tables[kind]["calls"] if c["call_id"] == call_id)
+                row.update({k: summary[k] for k in ("num_speakers", "role_method",
+                                                    "role_confidence")})
+        cards = {k: next((s for s in tables[k]["scorecards"] if s["call_id"] == call_id), None)
+                 for k in manifests}
+        if cards["mono"] and cards["stereo"]:
+            mono_checks = json.loads(cards["mono"]["checks"])
+            stereo_checks = json.loads(cards["stereo"]["checks"])
+            same = [c for c in stereo_checks if mono_checks.get(c) == stereo_checks[c]]
+            row["checks_same"] = len(same)
+            row["checks_differ"] = sorted(set(stereo_checks) - set(same))
+            agree += len(same)
+            total += len(stereo_checks)
+        per_call.append(row)
+    return {
+        "calls": len(calls),
+        "role_accuracy": round(sum(r["role_ok"] for r in per_call) / len(per_call), 4),
+        "speaker_count_two": sum(r["num_speakers"] == 2 for r in per_call),
+        "role_methods": {m: sum(r["role_method"] == m for r in per_call)
+                         for m in sorted({r["role_method"] for r in per_call}, key=str)},
+        "wer_mono": round(jiwer.wer(refs["mono"], hyps["mono"]), 4),
+        "wer_stereo": round(jiwer.wer(refs["stereo"], hyps["stereo"]), 4),
+        "scorecard_checks_same": agree,
+        "scorecard_checks": total,
+        "scorecard_agreement": round(agree / total, 4) if total else None,
+        "runs": runs,
+        "per_call": per_call,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
+    parser.add_argument("--pipeline", action="store_true", help="also run the whole pipeline")
+    parser.add_argument("--out", help="write the results here (JSON)")
+    parser.add_argument("--set", action="append", default=[],
+                        help="DiarizationConfig override, e.g. --set same_speaker_similarity=0.8")
+    args = parser.parse_args(argv)
+    overrides = {k: float(v) for k, v in (s.split("=", 1) for s in args.set)}
+    config = DiarizationConfig(**overrides)  # type: ignore[arg-type]
+    calls = all_calls()
+    splits = split_of(calls)
+    chosen = [c for c in calls if args.split == "all" or splits[c[0]] == args.split]
+    with tempfile.TemporaryDirectory() as work:
+        mono_dir = os.path.join(work, "mix")
+        os.makedirs(mono_dir)
+        result: dict[str, Any] = {
+            "split": args.split,
+            "data": "synthetic: Festival-voiced generated calls mixed to mono",
+            "config_overrides": overrides,
+            "diarization": evaluate_diarization(chosen, mono_dir, config),
+        }
+        if args.pipeline:
+            result["pipeline"] = evaluate_pipeline(chosen, work)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    summary = {k: v for k, v in result["diarization"].items() if k != "per_call"}
+    print(json.dumps(summary, indent=2))
+    if "pipeline" in result:
+        print(json.dumps({k: v for k, v in result["pipeline"].items() if k != "per_call"},
+                         indent=2))
+
+
+if __name__ == "__main__":
+    main()
