@@ -465,7 +465,10 @@ class DiarizeFn(StageFn):
         self.config = config
 
     def setup(self) -> None:
-        shared_encoder(self.config.model_dir, self.config.intra_op_threads)
+        try:
+            shared_encoder(self.config.model_dir, self.config.intra_op_threads)
+        except ValueError as e:  # no model: every mono call gets a dead letter saying so
+            logger.warning("%s", e)
 
     def run(self, element: ChannelAudio) -> Iterator[ChannelDiarization]:
         started = time.perf_counter()
@@ -504,7 +507,7 @@ def _speaker_channels(
 ) -> tuple[ChannelTranscript, ...]:
     """One pseudo-channel per role: its turns as regions and its words."""
     speakers = split_by_speaker(channel.words, diarization.turns)
-    out = []
+    out: list[ChannelTranscript] = []
     for role in dict.fromkeys(roles.roles):
         mine = {s for s, r in enumerate(roles.roles) if r == role}
         out.append(ChannelTranscript(

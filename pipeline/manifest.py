@@ -6,6 +6,9 @@ A JSONL manifest has one call per line::
      "started_at": "2026-11-02T09:14:00Z", "queue": "billing", "language": "en",
      "channels": {"agent": 0, "customer": 1}}
 
+A mono recording may say who speaks first (``"first_speaker": "agent"``), which forces the
+roles the diarization stage would otherwise detect.
+
 ``audio`` (also accepted: ``audio_path``, ``uri``, ``path``) may be relative to the manifest's
 folder or any URI Beam's filesystems read. Without a manifest every audio file found becomes
 a call whose ``call_id`` is the file name without its extension. Rows that fail validation
@@ -24,7 +27,11 @@ from pipeline.records import CallSpec, DeadLetter
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".au")
 AUDIO_KEYS = ("audio", "audio_path", "uri", "path")
-KNOWN_KEYS = {"call_id", "agent_id", "started_at", "queue", "language", "channels", *AUDIO_KEYS}
+KNOWN_KEYS = {
+    "call_id", "agent_id", "started_at", "queue", "language", "channels", "first_speaker",
+    *AUDIO_KEYS,
+}
+FIRST_SPEAKER_ROLES = ("agent", "customer")
 
 
 def _is_remote(path: str) -> bool:
@@ -61,6 +68,9 @@ def parse_manifest_row(row: Any, base_dir: str) -> CallSpec:
     for name, value in (("agent", agent_channel), ("customer", customer_channel)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"channels.{name} must be a channel index >= 0, got {value!r}")
+    first_speaker = row.get("first_speaker")
+    if first_speaker is not None and first_speaker not in FIRST_SPEAKER_ROLES:
+        raise ValueError(f"first_speaker must be 'agent' or 'customer', got {first_speaker!r}")
     for key in ("agent_id", "started_at", "queue", "language"):
         if row.get(key) is not None and not isinstance(row[key], str):
             raise ValueError(f"{key} must be a string, got {row[key]!r}")
@@ -73,6 +83,7 @@ def parse_manifest_row(row: Any, base_dir: str) -> CallSpec:
         language=row.get("language") or "en",
         agent_channel=agent_channel,
         customer_channel=customer_channel,
+        first_speaker=first_speaker,
     )
 
 
