@@ -44,6 +44,9 @@ from pipeline.evaluation import normalize_text  # noqa: E402
 
 SOURCES = ("tests/fixtures/dynamics", "tests/fixtures/consistency", "samples/calls")
 COLLAR = 0.25
+# Checks one channel cannot score (not applicable on mono by design: no overlap, no typing
+# attributable to the agent's microphone).
+MONO_NA_CHECKS = ("no_interruptions", "no_typing_over_customer")
 
 
 def all_calls() -> list[tuple[str, str, dict[str, Any]]]:
@@ -176,7 +179,7 @@ def evaluate_pipeline(calls: list[tuple[str, str, dict[str, Any]]], work: str) -
                   for t in ("calls", "utterances", "scorecards")} for k in manifests}
     per_call = []
     refs, hyps = {"mono": [], "stereo": []}, {"mono": [], "stereo": []}
-    agree = total = 0
+    agree = total = agree_measurable = total_measurable = 0
     for call_id, _, truth in calls:
         ref = " ".join(normalize_text(" ".join(t["text"] for t in truth["turns"])))
         row: dict[str, Any] = {"call_id": call_id}
@@ -200,6 +203,9 @@ def evaluate_pipeline(calls: list[tuple[str, str, dict[str, Any]]], work: str) -
             row["checks_differ"] = sorted(set(stereo_checks) - set(same))
             agree += len(same)
             total += len(stereo_checks)
+            measurable = [c for c in stereo_checks if c not in MONO_NA_CHECKS]
+            agree_measurable += sum(c in same for c in measurable)
+            total_measurable += len(measurable)
         per_call.append(row)
     return {
         "calls": len(calls),
@@ -212,6 +218,10 @@ def evaluate_pipeline(calls: list[tuple[str, str, dict[str, Any]]], work: str) -
         "scorecard_checks_same": agree,
         "scorecard_checks": total,
         "scorecard_agreement": round(agree / total, 4) if total else None,
+        "scorecard_checks_measurable_on_mono": total_measurable,
+        "scorecard_checks_measurable_same": agree_measurable,
+        "scorecard_agreement_measurable": round(agree_measurable / total_measurable, 4)
+        if total_measurable else None,
         "runs": runs,
         "per_call": per_call,
     }
@@ -222,6 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
     parser.add_argument("--pipeline", action="store_true", help="also run the whole pipeline")
     parser.add_argument("--out", help="write the results here (JSON)")
+    parser.add_argument("--keep", help="work in this folder and keep the tables written")
     parser.add_argument("--set", action="append", default=[],
                         help="DiarizationConfig override, e.g. --set same_speaker_similarity=0.8")
     args = parser.parse_args(argv)
@@ -231,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
     splits = split_of(calls)
     chosen = [c for c in calls if args.split == "all" or splits[c[0]] == args.split]
     with tempfile.TemporaryDirectory() as work:
+        work = args.keep or work
         mono_dir = os.path.join(work, "mix")
         os.makedirs(mono_dir)
         result: dict[str, Any] = {

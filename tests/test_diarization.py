@@ -112,7 +112,10 @@ def test_pipeline_on_a_mono_mix_gets_two_speakers_with_the_right_roles(tmp_path)
     assert right >= 0.9 * len(utterances)
     (metrics,) = read_table(out, "call_metrics").to_pylist()
     assert metrics["interruptions"] is None and metrics["agent_backchannels"] is None
-    assert metrics["agent_talk_share"] > 0.2 and metrics["customer_talk_share"] > 0.1
+    for role in (AGENT, CUSTOMER):  # talk share close to the script's
+        share = sum(t["end"] - t["start"] for t in truth["turns"]
+                    if t["speaker"] == role) / truth["duration"]
+        assert metrics[f"{role}_talk_share"] == pytest.approx(share, abs=0.05), role
     (card,) = read_table(out, "scorecards").to_pylist()
     checks = json.loads(card["checks"])
     assert checks["greeting"] is True and checks["no_interruptions"] is None
@@ -140,7 +143,7 @@ def test_roles_from_opening_text_beat_who_spoke_first():
     # No opening on either side: the first speaker is taken for the agent, with less trust.
     roles = detect_roles(2, [[plain], [plain]], [20.0, 40.0])
     assert roles.roles == (AGENT, CUSTOMER) and roles.method == "first_speaker"
-    assert roles.confidence == 0.75
+    assert roles.confidence == pytest.approx(1 / (1 + np.exp(-1.5)), abs=1e-3)
     # The manifest forces the choice.
     roles = detect_roles(2, [[plain], [greeting]], [20.0, 40.0], first_speaker_role=AGENT)
     assert roles.roles == (AGENT, CUSTOMER) and roles.method == "manifest"
