@@ -15,6 +15,9 @@ Measured per split:
   the one labelled ``agent``), WER (jiwer, on ``pipeline.evaluation.normalize_text`` words)
   of mono and stereo transcripts against the script, and scorecard agreement (checks with
   the same pass / fail / not-applicable result on mono and stereo).
+* ``customer_first`` (``--pipeline``): role accuracy when one of the customer's own short
+  turns is copied before the call, so the customer speaks first and only what the speakers
+  say can tell the agent.
 * ``cost``: diarization seconds per audio hour, one process, one onnxruntime thread.
 
 Run::
@@ -70,6 +73,27 @@ def mix_down(audio: str, out_dir: str) -> str:
     path = os.path.join(out_dir, os.path.basename(audio).rsplit(".", 1)[0] + ".flac")
     sf.write(path, samples.mean(axis=1), rate)
     return path
+
+
+def customer_first(audio: str, truth: dict[str, Any], out_dir: str) -> tuple[str, dict]:
+    """The mono mix with one of the customer's own short turns copied before the call, so the
+    customer speaks first and only the text can tell the agent (ground truth shifted)."""
+    samples, rate = sf.read(audio, dtype="float32", always_2d=True)
+    turns = [t for t in truth["turns"] if t["speaker"] == "customer" and t["kind"] == "main"
+             and t["end"] - t["start"] >= 0.8]
+    turn = min(turns, key=lambda t: t["end"] - t["start"])
+    channel = truth["channels"]["customer"]
+    a, b = int((turn["start"] - 0.05) * rate), int((turn["end"] + 0.05) * rate)
+    lead = np.concatenate([np.zeros(int(0.5 * rate)), samples[a:b, channel],
+                           np.zeros(int(1.0 * rate))]).astype(np.float32)
+    offset = len(lead) / rate
+    mixed = np.concatenate([lead, samples.mean(axis=1)])
+    path = os.path.join(out_dir, os.path.basename(audio).rsplit(".", 1)[0] + "-cf.flac")
+    sf.write(path, mixed, rate)
+    shifted = [{**t, "start": t["start"] + offset, "end": t["end"] + offset}
+               for t in truth["turns"]]
+    first = {**turn, "start": 0.55, "end": 0.55 + turn["end"] - turn["start"]}
+    return path, {**truth, "turns": [first, *shifted], "duration": truth["duration"] + offset}
 
 
 def reference(truth: dict[str, Any]) -> Any:
@@ -227,6 +251,40 @@ def evaluate_pipeline(calls: list[tuple[str, str, dict[str, Any]]], work: str) -
     }
 
 
+def evaluate_customer_first(calls: list[tuple[str, str, dict[str, Any]]],
+                            work: str) -> dict[str, Any]:
+    """Role detection when the customer speaks first (:func:`customer_first`)."""
+    from pipeline.sinks import read_table
+
+    audio_dir = os.path.join(work, "cf_audio")
+    os.makedirs(audio_dir, exist_ok=True)
+    manifest = os.path.join(work, "customer_first.jsonl")
+    truths = {}
+    with open(manifest, "w") as f:
+        for call_id, audio, truth in calls:
+            path, truths[call_id] = customer_first(audio, truth, audio_dir)
+            f.write(json.dumps({"call_id": call_id, "audio": path}) + "\n")
+    out = os.path.join(work, "customer_first")
+    run_info = _run(manifest, out)
+    summaries = {c["call_id"]: c for c in read_table(out, "calls").to_pylist()}
+    utterances = read_table(out, "utterances").to_pylist()
+    per_call = []
+    for call_id, truth in truths.items():
+        utts = [u for u in utterances if u["call_id"] == call_id]
+        c = summaries[call_id]
+        per_call.append({"call_id": call_id, "role_ok": _agent_speaker_ok(truth, utts),
+                         "num_speakers": c["num_speakers"], "role_method": c["role_method"],
+                         "role_confidence": c["role_confidence"]})
+    return {
+        "calls": len(per_call),
+        "role_accuracy": round(sum(r["role_ok"] for r in per_call) / len(per_call), 4),
+        "role_methods": {m: sum(r["role_method"] == m for r in per_call)
+                         for m in sorted({r["role_method"] for r in per_call}, key=str)},
+        "run": run_info,
+        "per_call": per_call,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=("dev", "test", "all"), default="dev")
@@ -253,15 +311,17 @@ def main(argv: list[str] | None = None) -> None:
         }
         if args.pipeline:
             result["pipeline"] = evaluate_pipeline(chosen, work)
+            result["customer_first"] = evaluate_customer_first(chosen, work)
     text = json.dumps(result, indent=2)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
             f.write(text + "\n")
     summary = {k: v for k, v in result["diarization"].items() if k != "per_call"}
     print(json.dumps(summary, indent=2))
-    if "pipeline" in result:
-        print(json.dumps({k: v for k, v in result["pipeline"].items() if k != "per_call"},
-                         indent=2))
+    for part in ("pipeline", "customer_first"):
+        if part in result:
+            print(json.dumps({k: v for k, v in result[part].items() if k != "per_call"},
+                             indent=2))
 
 
 if __name__ == "__main__":

@@ -170,7 +170,7 @@ def load_call(spec: CallSpec, config: AudioConfig | None = None) -> CallAudio:
             f"{config.max_duration / 3600:.1f} h (raise --max-duration to process it)",
         )
     if n_channels == 1:
-        warnings.append("mono recording: speaker roles are unknown")
+        warnings.append("mono recording: speakers and roles come from diarization")
     else:
         for role, channel in (("agent", spec.agent_channel), ("customer", spec.customer_channel)):
             if not 0 <= channel < n_channels:

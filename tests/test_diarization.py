@@ -143,7 +143,7 @@ def test_roles_from_opening_text_beat_who_spoke_first():
     # No opening on either side: the first speaker is taken for the agent, with less trust.
     roles = detect_roles(2, [[plain], [plain]], [20.0, 40.0])
     assert roles.roles == (AGENT, CUSTOMER) and roles.method == "first_speaker"
-    assert roles.confidence == pytest.approx(1 / (1 + np.exp(-1.5)), abs=1e-3)
+    assert roles.confidence is not None and 0.5 < roles.confidence < 0.75
     # The manifest forces the choice.
     roles = detect_roles(2, [[plain], [greeting]], [20.0, 40.0], first_speaker_role=AGENT)
     assert roles.roles == (AGENT, CUSTOMER) and roles.method == "manifest"
