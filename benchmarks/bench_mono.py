@@ -9,7 +9,9 @@ even positions ``dev``, odd ``test``); thresholds were chosen on ``dev`` only.
 Measured per split:
 
 * ``diarization``: diarization error rate (pyannote.metrics, 0.25 s collar, overlap scored)
-  of :func:`pipeline.diarization.diarize` on the pipeline's VAD regions; speaker count.
+  of :func:`pipeline.diarization.diarize` on the pipeline's VAD regions; speaker count on
+  the mixes (2), on each stereo channel alone (1), and on the mixes followed by a stand-in
+  third voice (3; :func:`with_transfer`).
 * ``pipeline`` (``--pipeline``): the whole pipeline on the mono mixes and on the stereo files:
   role accuracy (the diarized speaker holding most of the agent's ground-truth speech is
   the one labelled ``agent``), WER (jiwer, on ``pipeline.evaluation.normalize_text`` words)
@@ -96,6 +98,17 @@ def customer_first(audio: str, truth: dict[str, Any], out_dir: str) -> tuple[str
     return path, {**truth, "turns": [first, *shifted], "duration": truth["duration"] + offset}
 
 
+def with_transfer(samples: np.ndarray, other_agent: np.ndarray, index: int) -> np.ndarray:
+    """The 16 kHz mono call followed by 1 s of silence and 25 s of another call's agent,
+    resampled by 5/4 or 4/5 (pitch and pace shifted by about 4 semitones): a stand-in for a
+    third voice (the generator has only two voices)."""
+    from scipy.signal import resample_poly
+
+    up, down = (5, 4) if index % 2 == 0 else (4, 5)
+    third = resample_poly(other_agent[: 25 * 16000], up, down).astype(np.float32)
+    return np.concatenate([samples, np.zeros(16000, dtype=np.float32), third])
+
+
 def reference(truth: dict[str, Any]) -> Any:
     from pyannote.core import Annotation, Segment
 
@@ -126,7 +139,8 @@ def evaluate_diarization(calls: list[tuple[str, str, dict[str, Any]]], mono_dir:
     metric = DiarizationErrorRate(collar=2 * COLLAR, skip_overlap=False)  # collar: total width
     per_call = []
     audio_seconds = diar_seconds = 0.0
-    for call_id, audio, truth in calls:
+    agents = [load_call(CallSpec(c[0], c[1])).samples[c[2]["channels"]["agent"]] for c in calls]
+    for i, (call_id, audio, truth) in enumerate(calls):
         call = load_call(CallSpec(call_id, mix_down(audio, mono_dir)))
         regions = vad(call.samples[0])
         started = time.perf_counter()
@@ -137,9 +151,17 @@ def evaluate_diarization(calls: list[tuple[str, str, dict[str, Any]]], mono_dir:
         # One voice: each stereo channel alone should come out as one speaker.
         stereo = load_call(CallSpec(call_id, audio))
         single = [diarize(ch, vad(ch), config)[0] for ch in stereo.samples]
+        # A transfer: a third voice after the call; it must come out as a speaker of its own.
+        transfer = with_transfer(call.samples[0], agents[(i + 1) % len(agents)], i)
+        n3, turns3 = diarize(transfer, vad(transfer), config)
+        end = call.duration + 1.0
+        third_ok = n3 == 3 and not (
+            {t.speaker for t in turns3 if t.start >= end}
+            & {t.speaker for t in turns3 if t.end <= end})
         truth_speakers = len({t["speaker"] for t in truth["turns"]})
         per_call.append({"call_id": call_id, "der": round(der, 4), "speakers": n,
                          "true_speakers": truth_speakers, "single_channel_speakers": single,
+                         "transfer_speakers": n3, "transfer_third_voice_own_speaker": third_ok,
                          "uncertain_share": round(sum(t.end - t.start for t in turns
                                                       if t.uncertain) /
                                                   max(sum(t.end - t.start for t in turns), 1e-9),
@@ -153,6 +175,9 @@ def evaluate_diarization(calls: list[tuple[str, str, dict[str, Any]]], mono_dir:
         "single_channels": 2 * len(per_call),
         "single_channel_count_correct": sum(n == 1 for c in per_call
                                             for n in c["single_channel_speakers"]),
+        "transfer_count_correct": sum(c["transfer_speakers"] == 3 for c in per_call),
+        "transfer_third_voice_own_speaker": sum(c["transfer_third_voice_own_speaker"]
+                                                for c in per_call),
         "cost_seconds_per_audio_hour_1_thread": round(3600 * diar_seconds / audio_seconds, 1),
         "audio_seconds": round(audio_seconds, 1),
         "per_call": per_call,

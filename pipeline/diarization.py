@@ -94,9 +94,11 @@ class DiarizationConfig:
             synthetic voices of different sex, so real same-sex voices may sit closer).
         min_second_speaker_seconds: A second speaker needs at least this much speech (2 s:
             less is a noise cluster, not a party to the call).
-        min_speaker_seconds: A third cluster (a transfer) is a speaker only with at least
-            this much speech (10 s: a transferred agent speaks for more than a sentence) and
-            a centroid unlike both others.
+        min_speaker_seconds: Three clusters (a transfer) are three speakers only when each
+            holds at least this much speech in full-length windows and each centroid is
+            unlike both others (3 s: on the dev calls 10 s merged a customer with few long
+            turns into the agent when a third voice came in; 3 s kept every two-voice call
+            at two, see ``benchmarks/MONO.md``).
         uncertain_margin: Frames whose best and second-best speaker similarities differ by
             less than this are ``uncertain``.
         min_turn: Runs of one speaker shorter than this inside a speech region are merged
@@ -114,7 +116,7 @@ class DiarizationConfig:
     max_speakers: int = 3
     same_speaker_similarity: float = 0.72
     min_second_speaker_seconds: float = 2.0
-    min_speaker_seconds: float = 10.0
+    min_speaker_seconds: float = 3.0
     uncertain_margin: float = 0.02
     min_turn: float = 0.25
     kmeans_iterations: int = 5
