@@ -451,7 +451,10 @@ def detect_roles(
     agent, runner_up = ranked[0], ranked[1]
     by_text = max(range(num_speakers), key=lambda s: evidence[s])
     text_margin = evidence[by_text] - max(e for s, e in enumerate(evidence) if s != by_text)
-    method = "text" if by_text == agent and text_margin >= config.text_margin else "first_speaker"
+    # The text decided unless the agent is the first speaker and the text alone was
+    # inconclusive or pointed elsewhere.
+    text_decided = by_text == agent and text_margin >= config.text_margin
+    method = "first_speaker" if agent == 0 and not text_decided else "text"
     confidence = 1.0 / (1.0 + np.exp(-config.confidence_slope * (total[agent] - total[runner_up])))
     roles = [CUSTOMER] * num_speakers
     roles[agent] = AGENT
