@@ -200,6 +200,14 @@ def _agent_speaker_ok(truth: dict[str, Any], utterances: list[dict[str, Any]]) -
     return overlap("agent", "agent") > overlap("customer", "agent")
 
 
+def _check_results(checks: Any) -> dict[str, Any]:
+    """Check -> result of a ``scorecards`` row (a list of structs; a JSON object before
+    schema 2)."""
+    if isinstance(checks, str):
+        return json.loads(checks)
+    return {c["check"]: c["result"] for c in checks}
+
+
 def _run(specs_manifest: str, out_dir: str) -> dict[str, Any]:
     from pipeline.run import run
 
@@ -245,8 +253,8 @@ def evaluate_pipeline(calls: list[tuple[str, str, dict[str, Any]]], work: str) -
         cards = {k: next((s for s in tables[k]["scorecards"] if s["call_id"] == call_id), None)
                  for k in manifests}
         if cards["mono"] and cards["stereo"]:
-            mono_checks = json.loads(cards["mono"]["checks"])
-            stereo_checks = json.loads(cards["stereo"]["checks"])
+            mono_checks = _check_results(cards["mono"]["checks"])
+            stereo_checks = _check_results(cards["stereo"]["checks"])
             same = [c for c in stereo_checks if mono_checks.get(c) == stereo_checks[c]]
             row["checks_same"] = len(same)
             row["checks_differ"] = sorted(set(stereo_checks) - set(same))

@@ -60,6 +60,16 @@ class AcousticsConfig:
             after its peak (a click is over within ~20 ms; a vowel or fricative is not).
         click_decay_after: See ``click_decay_db``.
         click_min_interval: Peaks closer than this are one click (keystroke bounce).
+        click_min_dbfs: Absolute high-band level (per 2.5 ms subframe) a click must reach.
+            The relative rise alone fired 16 times on a real, digitally gated agent channel
+            (median -109 dBFS), where any faint tick rises 12 dB over nothing. The generated
+            calls' keystrokes peak at -30 to -27 dBFS in this band over a -69 to -67 dBFS
+            line (measured on 10 dynamics fixtures); -55 dBFS leaves 25 dB of margin below
+            them and still rejects sounds near a telephone line's noise.
+        click_min_background_dbfs: No clicks are looked for where the local high-band
+            background is below this: a gated or digitally silent line (the gated channel
+            above sat near -109 dBFS; a live analogue or VoIP line with comfort noise sits
+            above -80 dBFS).
         typing_max_gap: Clicks closer than this belong to one typing burst. Typists press
             3-8 keys a second, so keys come 120-350 ms apart; a longer pause ends the burst.
         typing_min_clicks: Fewest clicks in a burst; one or two clicks are a mouse or a bump.
@@ -88,6 +98,8 @@ class AcousticsConfig:
     click_decay_db: float = 10.0
     click_decay_after: Seconds = 0.03
     click_min_interval: Seconds = 0.04
+    click_min_dbfs: float = -55.0
+    click_min_background_dbfs: float = -85.0
     typing_max_gap: Seconds = 0.35
     typing_min_clicks: int = 3
     typing_pad: Seconds = 0.02
@@ -318,6 +330,8 @@ def _typing_spans(
         local_max
         & (db - background >= config.click_rise_db)
         & (db - later_max >= config.click_decay_db)
+        & (db >= config.click_min_dbfs)
+        & (background >= config.click_min_background_dbfs)
     )
     times = np.flatnonzero(candidates) * config.click_subframe
     if excluded and times.size:

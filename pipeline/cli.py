@@ -84,7 +84,12 @@ def _cmd_run(args: argparse.Namespace, beam_args: list[str]) -> int:
             cpu_threads=args.cpu_threads,
             model=args.whisper_model,
         ),
-        audio=replace(config.audio, max_duration=args.max_duration),
+        audio=replace(
+            config.audio,
+            max_duration=args.max_duration,
+            max_file_mb=args.max_file_mb,
+            decode_timeout=args.decode_timeout,
+        ),
         output_shards=args.output_shards,
     )
     specs, input_dead = resolve_input(args.input)
@@ -183,7 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--cpu-threads", type=int, default=1, help="Whisper threads per worker")
     run.add_argument("--whisper-model", default="", help="Whisper CTranslate2 model folder")
     run.add_argument("--max-duration", type=float, default=4 * 3600.0,
-                     help="longest call accepted, in seconds")
+                     help="longest call accepted, in seconds (read from the header)")
+    run.add_argument("--max-file-mb", type=float, default=2048.0,
+                     help="largest file accepted, in MiB (checked before opening)")
+    run.add_argument("--decode-timeout", type=float, default=600.0,
+                     help="seconds allowed for decoding one file")
     run.add_argument("--output-shards", type=int, default=1,
                      help="Parquet files per table (0: let the runner decide)")
     run.add_argument("--no-consistency", dest="consistency", action="store_false",

@@ -34,6 +34,25 @@ def _from_dict(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**data)
 
 
+def printable(text: str) -> str:
+    """``text`` as valid Unicode, the same way on every run.
+
+    A file name that is not UTF-8 arrives as lone surrogates (Python's ``surrogateescape``)
+    and a JSON string may hold an escaped lone surrogate; neither can be written to Parquet
+    or used as a Beam key. Escaped bytes become ``\\xNN``, other surrogates ``\\uNNNN``.
+    """
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return "".join(
+            f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+            else f"\\u{ord(c):04x}" if 0xD800 <= ord(c) <= 0xDFFF
+            else c
+            for c in text
+        )
+
+
 @dataclass(frozen=True)
 class CallSpec:
     """One call to process: a manifest row after validation.

@@ -32,7 +32,7 @@ from pipeline.classifier import ClassifierConfig, LabelUtterances
 from pipeline.deadletter import DEAD_LETTER
 from pipeline.diarization import AssignSpeakers, DiarizationConfig, DiarizeChannels, RoleConfig
 from pipeline.dynamics import ComputeDynamics, DynamicsConfig
-from pipeline.manifest import resolve_input
+from pipeline.manifest import ListInputs, check_input
 from pipeline.records import CallSpec, CallTranscript, ClassifierInput, DeadLetter
 from pipeline.schemas import (
     call_row,
@@ -43,7 +43,13 @@ from pipeline.schemas import (
 )
 from pipeline.scorecard import ScoreCalls, ScorecardConfig
 from pipeline.sinks import WriteTable, clear_tables, read_table
-from pipeline.utterances import CALLS, AssembleCalls, UtteranceConfig, previous_turns
+from pipeline.utterances import (
+    CALLS,
+    AssembleCalls,
+    UtteranceConfig,
+    previous_turns,
+    summarize_call,
+)
 from pipeline.vad import DetectSpeech, VadConfig
 
 logger = logging.getLogger(__name__)
@@ -167,6 +173,7 @@ class AnalyzeCalls(beam.PTransform):
         dead = (
             labelled["dead_letter"],
             dynamics[ComputeDynamics.DEAD_LETTER],
+            scorecards[DEAD_LETTER],
         ) | "AnalysisFailures" >> beam.Flatten()
         return {
             "utterance_labels": labelled["labels"],
@@ -174,7 +181,7 @@ class AnalyzeCalls(beam.PTransform):
             "call_metrics": dynamics[ComputeDynamics.CALL_METRICS],
             "utterance_metrics": dynamics[ComputeDynamics.UTTERANCE_METRICS],
             "loudness_seconds": dynamics[ComputeDynamics.LOUDNESS_SECONDS],
-            "scorecards": scorecards,
+            "scorecards": scorecards.scorecards,
             "dead_letter": dead,
         }
 
@@ -196,29 +203,48 @@ TABLES_WRITTEN = tuple(ROW_OF)
 
 def build(
     p: beam.Pipeline,
-    specs: Sequence[CallSpec],
+    specs: Sequence[CallSpec] | str,
     input_dead: Sequence[DeadLetter],
     out_dir: str,
     config: RunConfig,
 ) -> dict[str, beam.PCollection]:
-    """Add the whole callscope pipeline to ``p``; return one collection per table."""
-    calls = (
-        p
-        | "ListCalls" >> beam.Create(list(specs))
-        # Spread calls over workers before the heavy per-call work.
-        | "SpreadCalls" >> beam.Reshuffle()
-    )
+    """Add the whole callscope pipeline to ``p``; return one collection per table.
+
+    ``specs`` is either the calls resolved on the driver, or the input path itself, which
+    workers then list (:class:`~pipeline.manifest.ListInputs`: no per-call state on the
+    driver).
+    """
+    if isinstance(specs, str):
+        listed = p | "ListInputs" >> ListInputs(specs)
+        listed_specs, rejected = listed.specs, listed[ListInputs.REJECTED]
+    else:
+        listed_specs = p | "ListCalls" >> beam.Create(list(specs))
+        rejected = p | "InputFailures" >> beam.Create(list(input_dead))
+    # Spread calls over workers before the heavy per-call work.
+    calls = listed_specs | "SpreadCalls" >> beam.Reshuffle()
     transcribed = calls | "TranscribeCalls" >> TranscribeCalls(config)
     analyzed = transcribed["transcripts"] | "AnalyzeCalls" >> AnalyzeCalls(config)
+    backend, model = config.asr.backend, asr_model_name(config.asr)
     tables = {
-        "calls": transcribed["calls"],
+        # An input rejected before decoding (a bad manifest line) still gets its calls row.
+        "calls": (
+            transcribed["calls"],
+            rejected
+            | "RejectedCalls"
+            >> beam.Map(
+                lambda d: summarize_call(
+                    CallSpec(d.call_id, d.audio), None, None, "failed", backend, model
+                )
+            ),
+        )
+        | "AllCalls" >> beam.Flatten(),
         "utterances": transcribed["transcripts"]
         | "Utterances" >> beam.FlatMap(lambda t: t.utterances),
         **{name: pcoll for name, pcoll in analyzed.items() if name != "dead_letter"},
         "dead_letter": (
             transcribed["dead_letter"],
             analyzed["dead_letter"],
-            p | "InputFailures" >> beam.Create(list(input_dead)),
+            rejected,
         )
         | "AllFailures" >> beam.Flatten(),
     }
@@ -295,13 +321,17 @@ def run(
     beam_args: Sequence[str] | None = None,
     test_pipeline: beam.Pipeline | None = None,
 ) -> RunResult:
-    """Process every call of ``input_path`` and write the tables under ``out_dir``."""
-    specs, input_dead = resolve_input(input_path)
-    return run_specs(specs, input_dead, out_dir, config, beam_args, test_pipeline)
+    """Process every call of ``input_path`` and write the tables under ``out_dir``.
+
+    The input is listed by the pipeline's workers (:func:`run_specs` takes calls resolved
+    on the driver instead).
+    """
+    check_input(input_path)
+    return run_specs(input_path, [], out_dir, config, beam_args, test_pipeline)
 
 
 def run_specs(
-    specs: Sequence[CallSpec],
+    specs: Sequence[CallSpec] | str,
     input_dead: Sequence[DeadLetter],
     out_dir: str,
     config: RunConfig | None = None,
@@ -311,7 +341,8 @@ def run_specs(
     """:func:`run` for calls already resolved (``pipeline.manifest.resolve_input``)."""
     config = config or RunConfig()
     started = time.perf_counter()
-    logger.info("%d calls to process, %d input problems", len(specs), len(input_dead))
+    if not isinstance(specs, str):
+        logger.info("%d calls to process, %d input problems", len(specs), len(input_dead))
     os.makedirs(out_dir, exist_ok=True) if "://" not in out_dir else None
     clear_tables(out_dir, TABLES_WRITTEN)
     p = test_pipeline or beam.Pipeline(options=pipeline_options(beam_args))

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.records import CallSummary, DeadLetter, Utterance
+from pipeline.records import CallSummary, DeadLetter, Utterance, printable
 
 SCHEMA_VERSION = "1"
 
@@ -118,7 +118,8 @@ DEAD_LETTER = register(
 
 def call_row(summary: CallSummary) -> dict[str, Any]:
     row = asdict(summary)
-    row["warnings"] = list(summary.warnings)
+    row["audio"] = printable(summary.audio)  # a file name that is not UTF-8
+    row["warnings"] = [printable(w) for w in summary.warnings]
     return row
 
 
@@ -138,7 +139,8 @@ def utterance_row(utterance: Utterance) -> dict[str, Any]:
 
 
 def dead_letter_row(dead: DeadLetter) -> dict[str, Any]:
-    return asdict(dead)
+    # Paths and messages may quote a file name that is not UTF-8.
+    return {k: printable(v) for k, v in asdict(dead).items()}
 
 
 def record_row(record: Any) -> dict[str, Any]:
@@ -318,7 +320,11 @@ SCORECARDS = register(
             ("checks_passed", pa.int32()),
             ("checks_applicable", pa.int32()),
             ("failed_checks", pa.list_(pa.string())),
-            ("checks", pa.string()),  # JSON {check: true | false | null}
+            (
+                "checks",
+                pa.list_(pa.struct([("check", pa.string()), ("result", pa.string()),
+                                    ("reason", pa.string())])),
+            ),
             ("greeting", pa.bool_()),
             ("identification", pa.bool_()),
             ("offer_help", pa.bool_()),

@@ -80,6 +80,22 @@ def test_typing_bursts_are_found_at_their_times():
     assert ac.typing_clicks == (len(first), len(second))
 
 
+def test_no_typing_on_a_gated_line_or_from_faint_ticks():
+    clicks = _bursts(1.0, 2.0, seed=3) + _bursts(6.0, 3.0, seed=4)
+    # A digitally gated channel: almost nothing, then faint ticks 60 dB below real keystrokes.
+    gated = _noise(12.0, dbfs=-110.0)
+    _add_clicks(gated, clicks)
+    gated[: 12 * RATE] *= 1e-3
+    assert analyze_channel(gated, RATE, []).typing == ()
+    # The same faint ticks over a live line's noise are still not typing.
+    faint = _noise(12.0, dbfs=-70.0)
+    ticks = np.zeros_like(faint)
+    _add_clicks(ticks, clicks)
+    assert analyze_channel(faint + ticks * 1e-3, RATE, []).typing == ()
+    # At a real level over the same line they are found.
+    assert len(analyze_channel(faint + ticks, RATE, []).typing) == 2
+
+
 def test_no_typing_in_noise_speechlike_tone_or_single_clicks():
     x = _noise(8.0)
     x[RATE : 3 * RATE] += _harmonic(2.0, 120.0, -20.0)

@@ -21,7 +21,7 @@ BAD = FIXTURES / "bad"
 FAILING = {
     "empty": "EmptyFile",
     "notes": "CorruptAudio",
-    "truncated": "CorruptAudio",
+    "truncated": "TruncatedAudio",
     "rate_4000": "UnsupportedSampleRate",
 }
 

@@ -97,3 +97,55 @@ def write_bad_set(out: Path, seed: int, renderer: TurnRenderer) -> None:
     sf.write(out / "rate_4000.wav", np.clip(down, -1, 1), 4000, subtype="PCM_16")
     (out / "README.md").write_text(README)
     logger.info("wrote bad set to %s", out)
+
+
+# Decode-time edge cases derived from the control call: rebuilt on demand (tests write them
+# to a temporary folder), so no binary is committed twice. name -> what it must trigger.
+BOUNDARY_CASES = {
+    "cut_to_30pct.wav": "TruncatedAudio: header declares the whole call, 30 % of the bytes left",
+    "cut_to_95pct.wav": "warning: possibly truncated (95 % decoded)",
+    "cut_to_50pct.mp3": "TruncatedAudio: the Xing header's frame count is the declared length",
+    "cut_to_60pct.ogg": "warning: no end-of-stream page",
+    "same_channels.wav": "warning: one channel of unknown speaker (a mono mix saved as stereo)",
+    "near_same_channels.wav": "warning: as above, right channel at -2 dB with hiss, mu-law",
+    "some_nan.wav": "warning: 1 % NaN/Inf samples silenced",
+    "mostly_nan.wav": "CorruptSamples: 80 % NaN",
+}
+
+
+def write_boundary_cases(control: Path, out: Path) -> dict[str, Path]:
+    """Write :data:`BOUNDARY_CASES`, derived from the control call, to ``out``.
+
+    Args:
+        control: ``bad-short-call.flac`` (8 kHz stereo, agent on 0, customer on 1).
+        out: Output directory.
+
+    Returns:
+        name -> path of every case written.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    stereo, sr = sf.read(control, dtype="float32")
+    paths = {name: out / name for name in BOUNDARY_CASES}
+
+    def cut(name: str, fmt: str, subtype: str, fraction: float) -> None:
+        sf.write(paths[name], stereo, sr, format=fmt, subtype=subtype)
+        data = paths[name].read_bytes()
+        paths[name].write_bytes(data[: int(len(data) * fraction)])
+
+    cut("cut_to_30pct.wav", "WAV", "PCM_16", 0.3)
+    cut("cut_to_95pct.wav", "WAV", "PCM_16", 0.95)
+    cut("cut_to_50pct.mp3", "MP3", "MPEG_LAYER_III", 0.5)
+    cut("cut_to_60pct.ogg", "OGG", "VORBIS", 0.6)
+    mix = stereo.sum(axis=1) * 0.7
+    sf.write(paths["same_channels.wav"], np.stack([mix, mix], axis=1), sr, subtype="PCM_16")
+    rng = np.random.default_rng(7)
+    hiss = 0.003 * rng.standard_normal(mix.size).astype(np.float32)  # about -50 dBFS
+    sf.write(paths["near_same_channels.wav"], np.stack([mix, mix * 0.8 + hiss], axis=1), sr,
+             subtype="ULAW")
+    for name, fraction in (("some_nan.wav", 0.01), ("mostly_nan.wav", 0.8)):
+        samples = stereo.copy()
+        bad = rng.random(samples.shape) < fraction
+        samples[bad] = rng.choice(np.array([np.nan, np.inf, -np.inf], dtype=np.float32),
+                                  size=int(bad.sum()))
+        sf.write(paths[name], samples, sr, subtype="FLOAT")
+    return paths
