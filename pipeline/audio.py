@@ -542,7 +542,7 @@ def load_call(spec: CallSpec, config: AudioConfig | None = None) -> CallAudio:
     warnings += check_length(decoded, spec.audio, config)
     duration = n_frames / rate
     if n_channels == 1:
-        warnings.append("mono recording: speaker roles are unknown")
+        warnings.append("mono recording: speakers and roles come from diarization")
     else:
         for role, channel in (("agent", spec.agent_channel), ("customer", spec.customer_channel)):
             if not 0 <= channel < n_channels:

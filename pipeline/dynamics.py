@@ -1020,7 +1020,12 @@ def analyze_call(
         if CUSTOMER in acoustics
         else None,
     )
-    return DynamicsResult(events, metrics, tuple(utterance_rows), tuple(seconds_rows))
+    result = DynamicsResult(events, metrics, tuple(utterance_rows), tuple(seconds_rows))
+    if call.header.num_channels == 1:
+        from pipeline.diarization import mono_not_measurable
+
+        result = mono_not_measurable(result)
+    return result
 
 
 def compute_dynamics(

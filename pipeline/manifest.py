@@ -6,6 +6,9 @@ A JSONL manifest has one call per line::
      "started_at": "2026-11-02T09:14:00Z", "queue": "billing", "language": "en",
      "channels": {"agent": 0, "customer": 1}}
 
+A mono recording may say who speaks first (``"first_speaker": "agent"``), which forces the
+roles the diarization stage would otherwise detect.
+
 ``audio`` (also accepted: ``audio_path``, ``uri``, ``path``) may be relative to the manifest's
 folder or any URI Beam's filesystems read.
 
@@ -46,7 +49,11 @@ from pipeline.records import CallSpec, DeadLetter, printable
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".webm", ".au")
 AUDIO_KEYS = ("audio", "audio_path", "uri", "path")
-KNOWN_KEYS = {"call_id", "agent_id", "started_at", "queue", "language", "channels", *AUDIO_KEYS}
+KNOWN_KEYS = {
+    "call_id", "agent_id", "started_at", "queue", "language", "channels", "first_speaker",
+    *AUDIO_KEYS,
+}
+FIRST_SPEAKER_ROLES = ("agent", "customer")
 STAGE = "manifest"
 # WAV's channel count is a 16-bit field: no file has a channel beyond this.
 MAX_CHANNEL_INDEX = 65535
@@ -155,6 +162,11 @@ def parse_manifest_row(row: Any, base_dir: str) -> CallSpec:
     customer_channel = _channel_index(
         "customer", channels.get("customer", 1 if agent_channel == 0 else 0)
     )
+    first_speaker = row.get("first_speaker")
+    if first_speaker is not None and first_speaker not in FIRST_SPEAKER_ROLES:
+        raise ManifestError(
+            "BadField", f"first_speaker must be 'agent' or 'customer', got {_short(first_speaker)}"
+        )
     for key in ("agent_id", "started_at", "queue", "language"):
         if row.get(key) is not None:
             _check_text(key, row[key])
@@ -167,6 +179,7 @@ def parse_manifest_row(row: Any, base_dir: str) -> CallSpec:
         language=row.get("language") or "en",
         agent_channel=agent_channel,
         customer_channel=customer_channel,
+        first_speaker=first_speaker,
     )
 
 

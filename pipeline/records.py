@@ -66,6 +66,8 @@ class CallSpec:
         language: Language code of the call.
         agent_channel: Channel index of the agent in a stereo recording.
         customer_channel: Channel index of the customer in a stereo recording.
+        first_speaker: Role of whoever speaks first on a mono recording (``agent`` or
+            ``customer``), forcing the role detection; None lets the pipeline decide.
     """
 
     call_id: str
@@ -76,6 +78,7 @@ class CallSpec:
     language: str = "en"
     agent_channel: int = 0
     customer_channel: int = 1
+    first_speaker: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -291,6 +294,11 @@ class CallSummary:
     asr_model: str
     processing_seconds: float
     pipeline_version: str
+    # Mono calls: speakers found and how roles were assigned (None on stereo calls, whose
+    # roles come from the channel map).
+    num_speakers: int | None = None
+    role_method: str | None = None
+    role_confidence: float | None = None
 
 
 @dataclass(frozen=True)
@@ -342,6 +350,65 @@ class CallTranscript:
             if channel.role == role:
                 return channel
         return None
+
+
+# --- diarization (mono calls) ---
+
+
+@dataclass(frozen=True)
+class SpeakerTurn:
+    """A stretch of one speaker's speech on a channel that carries several voices.
+
+    Attributes:
+        speaker: Speaker index within the call, 0 for whoever spoke first.
+        start: Start of the stretch.
+        end: End of the stretch.
+        uncertain: The voice matched two speakers about equally well (overlapped speech,
+            a short or noisy stretch): the speaker is a best guess.
+    """
+
+    speaker: int
+    start: Seconds
+    end: Seconds
+    uncertain: bool = False
+
+
+@dataclass(frozen=True)
+class ChannelDiarization:
+    """Who spoke when on one channel (``pipeline.diarization``).
+
+    Attributes:
+        call_id: The call.
+        channel: Channel index.
+        num_speakers: Speakers found (1 to ``DiarizationConfig.max_speakers``).
+        turns: Speaker turns in time order, inside the channel's speech regions.
+        model: ``name@version`` of the speaker-embedding model.
+        processing_seconds: Time spent on the channel.
+    """
+
+    call_id: str
+    channel: int
+    num_speakers: int
+    turns: tuple[SpeakerTurn, ...]
+    model: str
+    processing_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class SpeakerRoles:
+    """Which speaker of a diarized channel is the agent.
+
+    Attributes:
+        roles: Role of each speaker index (``agent``, ``customer``, ``unknown``).
+        method: How: ``manifest`` (forced), ``text`` (greeting, identification or offer of
+            help in the first turns), ``first_speaker``, or ``single_speaker``.
+        confidence: Probability-like confidence in [0.5, 1] of the agent choice; None when
+            forced by the manifest.
+    """
+
+    roles: tuple[str, ...]
+    method: str
+    confidence: float | None
 
 
 # --- dynamics ---

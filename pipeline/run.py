@@ -31,6 +31,7 @@ from pipeline.asr.transcribe import Transcribe
 from pipeline.audio import HEADERS, AudioConfig, DecodeCalls
 from pipeline.classifier import ClassifierConfig, LabelUtterances
 from pipeline.deadletter import DEAD_LETTER
+from pipeline.diarization import AssignSpeakers, DiarizationConfig, DiarizeChannels, RoleConfig
 from pipeline.dynamics import ComputeDynamics, DynamicsConfig
 from pipeline.manifest import ListInputs, check_input
 from pipeline.pii import PiiConfig, RedactPii
@@ -75,6 +76,8 @@ class RunConfig:
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     scorecard: ScorecardConfig = field(default_factory=ScorecardConfig)
     pii: PiiConfig = field(default_factory=PiiConfig)
+    diarization: DiarizationConfig = field(default_factory=DiarizationConfig)
+    roles: RoleConfig = field(default_factory=RoleConfig)
     output_shards: int = 1
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +107,8 @@ class TranscribeCalls(beam.PTransform):
         speech = decoded.channels | "DetectSpeech" >> DetectSpeech(self.config.vad)
         acoustics = speech.channels | "MeasureAcoustics" >> MeasureAcoustics(self.config.acoustics)
         words = acoustics.channels | "Transcribe" >> Transcribe(self.config.asr)
+        # Mono calls: who spoke when. A failure here leaves the call with unknown roles.
+        diarized = speech.channels | "Diarize" >> DiarizeChannels(self.config.diarization)
         dead = (
             decoded[DEAD_LETTER],
             speech[DEAD_LETTER],
@@ -118,10 +123,17 @@ class TranscribeCalls(beam.PTransform):
         } | "Assemble" >> AssembleCalls(
             self.config.utterances, self.config.asr.backend, asr_model_name(self.config.asr)
         )
-        return {
+        speakers = {
             "transcripts": assembled.transcripts,
             "calls": assembled[CALLS],
-            "dead_letter": dead,
+            "diarizations": diarized.diarizations,
+        } | "AssignSpeakers" >> AssignSpeakers(
+            self.config.roles, self.config.classifier, self.config.utterances
+        )
+        return {
+            "transcripts": speakers.transcripts,
+            "calls": speakers[CALLS],
+            "dead_letter": (dead, diarized[DEAD_LETTER]) | "WithDiarizeFailures" >> beam.Flatten(),
         }
 
 

@@ -73,6 +73,10 @@ CALLS = register(
             ("asr_model", pa.string()),
             ("processing_seconds", pa.float64()),
             ("pipeline_version", pa.string()),
+            # Mono calls (pipeline.diarization); NULL on stereo calls.
+            ("num_speakers", pa.int32()),
+            ("role_method", pa.string()),
+            ("role_confidence", pa.float64()),
         ]
     ),
     ("call_id",),
