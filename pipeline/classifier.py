@@ -66,11 +66,14 @@ class ClassifierConfig:
             session per worker process/thread, and workers are the unit of parallelism).
         max_tokens: Longest token sequence (128, the length all-MiniLM-L6-v2 was trained
             at); longer text is truncated and flagged.
-        sub_batch_tokens: Upper bound of ``rows x longest sequence`` in one ONNX call; a
-            batch sorted by length is cut into sub-batches under it so one long utterance
-            does not pad 63 short ones (512, e.g. 16 rows of 32 tokens: on one CPU thread a
-            64-utterance batch ran at 50 utt/s with 4096 and 77 utt/s with 512, measured
-            with ``benchmarks/bench_classifier.py``'s data).
+        sub_batch_tokens: Upper bound of ``rows x longest sequence`` in one ONNX call when
+            ``rows_per_call`` allows more than one row; a batch sorted by length is cut into
+            sub-batches under it so one long utterance does not pad 63 short ones.
+        rows_per_call: Rows scored by one ONNX call. 1 (the default) makes every label
+            independent of what else is in the batch: the int8 graph's dynamic quantisation
+            computes activation scales over the whole input tensor, so a row's scores moved
+            with its batch mates (13.6% of 2,775 real utterances changed a label between
+            batch 64 and batch 1). Larger values are only safe with the fp32 graph.
         min_batch_size: Beam ``BatchElements`` minimum (8).
         max_batch_size: Beam ``BatchElements`` maximum (64: beyond it CPU throughput is
             flat, see ``benchmarks/bench_classifier.py``).
@@ -82,6 +85,7 @@ class ClassifierConfig:
     intra_op_threads: int = 1
     max_tokens: int = 128
     sub_batch_tokens: int = 512
+    rows_per_call: int = 1
     min_batch_size: int = 8
     max_batch_size: int = 64
     use_cuda: bool = True
@@ -91,6 +95,8 @@ class ClassifierConfig:
             raise ValueError(f"intra_op_threads must be >= 0, got {self.intra_op_threads}")
         if not 2 <= self.max_tokens <= 512:
             raise ValueError(f"max_tokens must be in [2, 512], got {self.max_tokens}")
+        if self.rows_per_call < 1:
+            raise ValueError(f"rows_per_call must be >= 1, got {self.rows_per_call}")
         if not 1 <= self.min_batch_size <= self.max_batch_size:
             raise ValueError(
                 f"need 1 <= min_batch_size <= max_batch_size, got "
@@ -252,12 +258,16 @@ class UtteranceClassifier:
 
     def _sub_batches(self, order: list[int], text_ids: list[list[int]],
                      ctx_ids: list[list[int]]) -> Iterable[list[int]]:
-        """Cut length-sorted rows into chunks whose padded size stays under sub_batch_tokens."""
+        """Cut length-sorted rows into ONNX calls of at most ``rows_per_call`` rows whose padded
+        size stays under ``sub_batch_tokens``."""
         chunk: list[int] = []
         longest = 0
         for k in order:
             size = max(len(text_ids[k]), len(ctx_ids[k]))
-            if chunk and max(longest, size) * (len(chunk) + 1) > self.config.sub_batch_tokens:
+            if chunk and (
+                len(chunk) >= self.config.rows_per_call
+                or max(longest, size) * (len(chunk) + 1) > self.config.sub_batch_tokens
+            ):
                 yield chunk
                 chunk, longest = [], 0
             chunk.append(k)

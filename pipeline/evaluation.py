@@ -6,7 +6,6 @@ Used by the tests and the benchmarks to state measured accuracy, never at run ti
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 _NUMBER_WORDS = {
     "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
@@ -21,20 +20,13 @@ def normalize_text(text: str) -> list[str]:
     return [_NUMBER_WORDS.get(w, w).strip("'") for w in words if w.strip("'")]
 
 
-def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
-    """Levenshtein distance between two word sequences."""
-    previous = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (r != h))
-        previous = current
-    return previous[-1]
-
-
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """Word error rate of ``hypothesis`` against ``reference`` after normalisation."""
+    """Word error rate of ``hypothesis`` against ``reference`` after normalisation (jiwer)."""
+    import jiwer
+
     ref, hyp = normalize_text(reference), normalize_text(hypothesis)
     if not ref:
         return 0.0 if not hyp else 1.0
-    return edit_distance(ref, hyp) / len(ref)
+    if not hyp:
+        return 1.0
+    return float(jiwer.wer(" ".join(ref), " ".join(hyp)))

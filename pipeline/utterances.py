@@ -7,9 +7,11 @@ grows too long; utterances of both channels are then numbered in time order, so
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
 import apache_beam as beam
@@ -52,8 +54,28 @@ class UtteranceConfig:
     max_duration: float = 15.0
 
 
-def group_words(words: Sequence[Word], config: UtteranceConfig) -> list[list[Word]]:
-    """Split one speaker's time-ordered ``words`` into utterance-sized groups."""
+MAX_WORD: float = 2.5
+"""Longest plausible word, in seconds: even a drawn-out "sooo" or a spelled number group stays
+under it; a longer word is a timing error (a word stretched over a pause)."""
+
+
+def _covers_turn(gap_start: float, gap_end: float, other_starts: Sequence[float],
+                 other: Sequence[Word]) -> bool:
+    """Whether a whole word of the other party lies inside the pause ``gap_start..gap_end``."""
+    i = bisect.bisect_left(other_starts, gap_start)
+    return i < len(other) and other[i].end <= gap_end
+
+
+def group_words(
+    words: Sequence[Word], config: UtteranceConfig, other: Sequence[Word] = ()
+) -> list[list[Word]]:
+    """Split one speaker's time-ordered ``words`` into utterance-sized groups.
+
+    A group ends at a long pause, at a sentence end followed by a short pause, when it grows
+    too long, or at any pause in which the other party (``other``, their words in time order)
+    says a whole word: an utterance never spans the other party's turn.
+    """
+    other_starts = [w.start for w in other]
     groups: list[list[Word]] = []
     current: list[Word] = []
     for word in words:
@@ -67,6 +89,7 @@ def group_words(words: Sequence[Word], config: UtteranceConfig) -> list[list[Wor
                 or (ends_sentence and gap >= config.sentence_pause)
                 or (ends_sentence and length >= config.max_duration)
                 or length >= 2 * config.max_duration
+                or (gap > 0 and _covers_turn(prev.end, word.start, other_starts, other))
             ):
                 groups.append(current)
                 current = []
@@ -81,9 +104,14 @@ def build_utterances(
 ) -> tuple[Utterance, ...]:
     """Utterances of all channels of a call, numbered in time order."""
     config = config or UtteranceConfig()
+    channels = list(channels)
     drafts = []
     for channel in channels:
-        for group in group_words(channel.words, config):
+        other = sorted(
+            (w for c in channels if c.channel != channel.channel for w in c.words),
+            key=lambda w: (w.start, w.end),
+        )
+        for group in group_words(channel.words, config, other):
             drafts.append((group[0].start, channel.channel, channel.role, group))
     drafts.sort(key=lambda d: (d[0], d[1]))
     utterances = []
@@ -95,13 +123,44 @@ def build_utterances(
                 role=role,
                 channel=channel_index,
                 start=group[0].start,
-                end=group[-1].end,
+                end=max(w.end for w in group),
                 text=" ".join(w.text for w in group).strip(),
                 words=tuple(group),
                 confidence=round(sum(w.probability for w in group) / len(group), 4),
             )
         )
     return tuple(utterances)
+
+
+def timing_problems(utterances: Sequence[Utterance]) -> tuple[str, ...]:
+    """Broken timing invariants of a call's utterances, as warnings for its ``calls`` row.
+
+    Checked: no word longer than ``MAX_WORD``; no utterance of zero length; every word inside
+    its utterance's span; no utterance spanning a whole utterance of another channel inside
+    one of its pauses. Utterances are built from one channel's words, so none mixes channels.
+    """
+    problems: list[str] = []
+    for u in utterances:
+        long_words = [w for w in u.words if w.end - w.start > MAX_WORD]
+        if long_words:
+            w = long_words[0]
+            problems.append(
+                f"timing: {u.utterance_id} has a word of {w.end - w.start:.1f} s "
+                f"({w.text!r} at {w.start:.2f} s)"
+            )
+        if u.end <= u.start:
+            problems.append(f"timing: {u.utterance_id} has zero length at {u.start:.2f} s")
+        if any(w.start < u.start or w.end > u.end for w in u.words):
+            problems.append(f"timing: {u.utterance_id} has words outside its span")
+        pauses = [(a.end, b.start) for a, b in pairwise(u.words) if b.start > a.end]
+        for other in utterances:
+            if other.channel == u.channel or not (u.start < other.start < u.end):
+                continue
+            if any(s <= other.start and other.end <= e for s, e in pauses):
+                problems.append(
+                    f"timing: {u.utterance_id} spans {other.utterance_id} of the other party"
+                )
+    return tuple(problems)
 
 
 def _speech_seconds(channel: ChannelTranscript | None) -> float | None:
@@ -180,11 +239,11 @@ class AssembleFn(beam.DoFn):
             )
             return
         assert header is not None
-        transcript = CallTranscript(
-            header=header,
-            channels=tuple(channels),
-            utterances=build_utterances(call_id, channels, self.config),
-        )
+        utterances = build_utterances(call_id, channels, self.config)
+        problems = timing_problems(utterances)
+        if problems:
+            header = replace(header, warnings=header.warnings + problems)
+        transcript = CallTranscript(header=header, channels=tuple(channels), utterances=utterances)
         status = "warning" if header.warnings else "ok"
         summary = summarize_call(spec, header, transcript, status, self.asr_backend, self.asr_model)
         self.calls_done.inc()

@@ -1,15 +1,14 @@
-"""Voice activity detection per channel with the Silero VAD ONNX model.
+"""Voice activity detection per channel with Silero VAD, through faster-whisper's own VAD.
 
-The model is the Silero VAD v6 graph that faster-whisper ships
-(``faster_whisper/assets/silero_vad_v6.onnx``), run directly with onnxruntime: no torch at
-run time. It scores 32 ms frames (512 samples at 16 kHz, with 64 samples of left context);
-frames are turned into speech regions with hysteresis, as in the reference Silero code.
+faster-whisper ships the Silero VAD v6 ONNX graph and runs it on onnxruntime
+(``faster_whisper.vad``): one model per process, no torch. ``get_speech_timestamps`` turns
+frame probabilities into speech regions with hysteresis and splits speech longer than one
+recogniser window at its longest inner silence, so every region fits a Whisper window.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -23,14 +22,11 @@ from pipeline.records import ChannelAudio, SpeechRegion
 logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
-FRAME_SAMPLES = 512
-CONTEXT_SAMPLES = 64
-FRAME_SECONDS = FRAME_SAMPLES / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class VadConfig:
-    """Options of the VAD stage.
+    """Options of the VAD stage (passed to ``faster_whisper.vad.VadOptions``).
 
     Attributes:
         threshold: Frame probability above which speech starts (Silero's default 0.5).
@@ -39,9 +35,12 @@ class VadConfig:
             which the dynamics stage must see to tell them from interruptions.
         min_silence: Silence needed to end a region, in seconds. 0.3 s separates turns
             without splitting words at short pauses.
-        speech_pad: Padding added to each side of a region, in seconds.
-        model_path: Silero ONNX file; empty for the one faster-whisper ships.
-        use_cuda: Use onnxruntime's CUDA provider when it is available.
+        speech_pad: Padding added to each side of a region, in seconds. Kept small: the
+            dynamics stage measures pauses and overlaps on these regions; the ASR stage pads
+            its own chunks (``AsrConfig.region_padding``).
+        max_region: Longest region, in seconds: longer speech is split at a silence (or, with
+            none, just before the limit) so that each region fits one Whisper window (30 s)
+            with the ASR padding on both sides.
     """
 
     threshold: float = 0.5
@@ -49,111 +48,50 @@ class VadConfig:
     min_speech: float = 0.1
     min_silence: float = 0.3
     speech_pad: float = 0.05
-    model_path: str = ""
-    use_cuda: bool = True
-
-
-def default_model_path() -> str:
-    """Path of the Silero VAD v6 ONNX file bundled with faster-whisper."""
-    try:
-        import faster_whisper
-    except ImportError as e:
-        raise RuntimeError("the VAD needs the faster-whisper package (it ships Silero)") from e
-    return os.path.join(os.path.dirname(faster_whisper.__file__), "assets", "silero_vad_v6.onnx")
+    max_region: float = 28.5
 
 
 class SileroVad:
-    """Silero VAD on onnxruntime; load once per worker and call per channel."""
+    """Silero VAD through faster-whisper; call per channel of 16 kHz mono audio."""
 
     def __init__(self, config: VadConfig | None = None):
         try:
-            import onnxruntime
+            from faster_whisper.vad import VadOptions, get_vad_model
         except ImportError as e:
-            raise RuntimeError("the VAD needs onnxruntime (or onnxruntime-gpu)") from e
+            raise RuntimeError("the VAD needs faster-whisper (it ships Silero VAD)") from e
         self.config = config or VadConfig()
-        options = onnxruntime.SessionOptions()
-        options.inter_op_num_threads = 1
-        options.intra_op_num_threads = 1
-        options.log_severity_level = 3
-        providers = ["CPUExecutionProvider"]
-        available = onnxruntime.get_available_providers()
-        if self.config.use_cuda and "CUDAExecutionProvider" in available:
-            providers.insert(0, "CUDAExecutionProvider")
-        path = self.config.model_path or default_model_path()
-        self.session = onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
-        logger.info("loaded Silero VAD %s on %s", path, self.session.get_providers()[0])
-
-    def frame_probabilities(self, samples: np.ndarray) -> np.ndarray:
-        """Speech probability of each 32 ms frame of 16 kHz mono ``samples``."""
-        if samples.ndim != 1:
-            raise ValueError(f"VAD takes one channel, got an array of shape {samples.shape}")
-        n_frames = int(np.ceil(len(samples) / FRAME_SAMPLES))
-        if n_frames == 0:
-            return np.zeros(0, dtype=np.float32)
-        padded = np.zeros(n_frames * FRAME_SAMPLES, dtype=np.float32)
-        padded[: len(samples)] = samples
-        frames = padded.reshape(n_frames, FRAME_SAMPLES)
-        context = np.zeros((n_frames, CONTEXT_SAMPLES), dtype=np.float32)
-        context[1:] = frames[:-1, -CONTEXT_SAMPLES:]
-        batch = np.concatenate([context, frames], axis=1)
-        state_h = np.zeros((1, 1, 128), dtype=np.float32)
-        state_c = np.zeros((1, 1, 128), dtype=np.float32)
-        outputs = []
-        # The graph carries its LSTM state across the rows of a batch; bound the batch size
-        # so memory stays flat on long calls.
-        for i in range(0, n_frames, 10000):
-            probs, state_h, state_c = self.session.run(
-                None, {"input": batch[i : i + 10000], "h": state_h, "c": state_c}
-            )
-            outputs.append(probs)
-        return np.concatenate(outputs).astype(np.float32)
+        self.options = VadOptions(
+            threshold=self.config.threshold,
+            neg_threshold=self.config.neg_threshold,
+            min_speech_duration_ms=int(round(self.config.min_speech * 1000)),
+            max_speech_duration_s=self.config.max_region,
+            min_silence_duration_ms=int(round(self.config.min_silence * 1000)),
+            speech_pad_ms=int(round(self.config.speech_pad * 1000)),
+        )
+        get_vad_model()  # load the ONNX session now (once per process), not on the first call
 
     def __call__(self, samples: np.ndarray) -> list[SpeechRegion]:
         """Speech regions of 16 kHz mono ``samples``, in time order."""
-        return regions_from_probabilities(
-            self.frame_probabilities(samples), len(samples) / SAMPLE_RATE, self.config
+        from faster_whisper.vad import get_speech_timestamps
+
+        if samples.ndim != 1:
+            raise ValueError(f"VAD takes one channel, got an array of shape {samples.shape}")
+        if len(samples) == 0:
+            return []
+        stamps = get_speech_timestamps(
+            np.ascontiguousarray(samples, dtype=np.float32), self.options, SAMPLE_RATE
         )
-
-
-def regions_from_probabilities(
-    probs: np.ndarray, duration: float, config: VadConfig
-) -> list[SpeechRegion]:
-    """Turn frame probabilities into padded speech regions with hysteresis."""
-    regions: list[tuple[float, float]] = []
-    in_speech = False
-    start = 0.0
-    silence_since: float | None = None
-    for i, p in enumerate(probs):
-        t = i * FRAME_SECONDS
-        if not in_speech:
-            if p >= config.threshold:
-                in_speech, start, silence_since = True, t, None
-            continue
-        if p >= config.neg_threshold:
-            silence_since = None
-        elif silence_since is None:
-            silence_since = t
-        elif t + FRAME_SECONDS - silence_since >= config.min_silence:
-            regions.append((start, silence_since))
-            in_speech, silence_since = False, None
-    if in_speech:
-        regions.append((start, silence_since if silence_since is not None else duration))
-
-    out: list[SpeechRegion] = []
-    for s, e in regions:
-        if e - s < config.min_speech:
-            continue
-        s = max(0.0, s - config.speech_pad)
-        e = min(duration, e + config.speech_pad)
-        if out and s <= out[-1].end:
-            out[-1] = SpeechRegion(out[-1].start, round(e, 3))
-        else:
-            out.append(SpeechRegion(round(s, 3), round(e, 3)))
-    return out
+        duration = len(samples) / SAMPLE_RATE
+        regions = [
+            SpeechRegion(round(s["start"] / SAMPLE_RATE, 3),
+                         round(min(duration, s["end"] / SAMPLE_RATE), 3))
+            for s in stamps
+        ]
+        return [r for r in regions if r.end > r.start]
 
 
 class VadFn(StageFn):
-    """Find speech regions on one channel; the model loads once per worker."""
+    """Find speech regions on one channel; the model loads once per process."""
 
     stage = "vad"
 

@@ -204,3 +204,29 @@ def test_records_round_trip(clf: UtteranceClassifier) -> None:
     assert "thanks" in labels.labels and labels.score("thanks") >= clf.thresholds["thanks"]
     assert UtteranceLabels.from_dict(labels.to_dict()) == labels
     assert isinstance(DeadLetter("c", "classify", "ValueError", "x"), DeadLetter)
+
+
+def test_labels_do_not_depend_on_what_shares_the_batch(clf: UtteranceClassifier) -> None:
+    # Dynamic int8 quantisation takes its activation scale over the whole input tensor, so
+    # scoring rows together used to move a row's scores with its batch mates.
+    pool = [
+        ("agent", "Good afternoon, you're through to Harbour Gas, my name is Priya.", ""),
+        ("customer", "My meter reading went up by nine hundred units in a week!", ""),
+        ("agent", "Right, so the reading jumped in one week and you want it checked?",
+         "My meter reading went up by nine hundred units in a week!"),
+        ("customer", "ok", ""),
+        ("agent", "Would you mind holding for a minute while I pull the account up?", ""),
+        ("customer", "Is there a fee if I move the payment date to the twentieth?", ""),
+        ("agent", "That should not have happened and I'm sorry, we'll put it right.", ""),
+        ("unknown", "Thanks a lot, that's everything, bye now.", ""),
+    ]
+    batch = [pool[(i * 5) % len(pool)][:2] + (pool[(i * 3) % len(pool)][1],)
+             for i in range(64)]
+    alone = [clf.predict([item])[0] for item in batch]
+    together = clf.predict(batch)
+    backwards = list(reversed(clf.predict(list(reversed(batch)))))
+    for one, many, rev in zip(alone, together, backwards, strict=True):
+        for label in clf.labels:
+            assert abs(one.probabilities[label] - many.probabilities[label]) <= 1e-6
+            assert abs(one.probabilities[label] - rev.probabilities[label]) <= 1e-6
+        assert np.allclose(one.embedding, many.embedding, atol=1e-6)

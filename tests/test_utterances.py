@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from pipeline.records import ChannelTranscript, Utterance, Word
-from pipeline.utterances import UtteranceConfig, build_utterances, group_words, previous_turns
+from pipeline.utterances import (
+    UtteranceConfig,
+    build_utterances,
+    group_words,
+    previous_turns,
+    timing_problems,
+)
 
 
 def _words(spec):
@@ -62,24 +68,35 @@ def test_previous_turn_is_what_the_other_party_said_since():
     assert context["c/u0005"] == "My parcel is late. It was due Monday."
 
 
-def test_windows_pack_chunks_and_map_times_back():
-    import numpy as np
-
-    from pipeline.asr.chunking import speech_windows
-    from pipeline.records import SpeechRegion
-
-    regions = [SpeechRegion(1.0, 4.0), SpeechRegion(10.0, 20.0), SpeechRegion(40.0, 55.0)]
-    windows = speech_windows(regions, 60.0, padding=0.0, max_window=28.0, gap=0.5)
-    assert [[(p.start, p.end) for p in w.pieces] for w in windows] == [
-        [(1.0, 4.0), (10.0, 20.0)],
-        [(40.0, 55.0)],
+def test_an_utterance_never_spans_the_other_partys_turn():
+    # The agent pauses 0.5 s (under max_pause, no sentence end) while the customer answers.
+    agent = ChannelTranscript("c2", 0, "agent", (), _words([
+        (0.0, 0.4, "and"), (0.45, 0.8, "your"), (1.3, 1.7, "postcode"), (1.75, 2.0, "is"),
+    ]))
+    customer = ChannelTranscript("c2", 1, "customer", (), _words([(0.85, 1.25, "yes")]))
+    utterances = build_utterances("c2", [agent, customer])
+    assert [(u.role, u.text) for u in utterances] == [
+        ("agent", "and your"), ("customer", "yes"), ("agent", "postcode is"),
     ]
-    first = windows[0]
-    assert first.offsets == (0.0, 3.5) and first.duration == 13.5
-    assert first.to_source(0.5) == 1.5
-    assert first.to_source(3.2) == 4.0  # inside the gap: snaps to the end of the piece
-    assert first.to_source(5.0) == 11.5
-    audio = first.audio(np.ones(60 * 100, dtype=np.float32), 100)
-    assert audio.shape == (1350,) and audio[300:350].sum() == 0
-    mapped = first.words_to_source([Word(4.0, 4.5, "hi", 0.9)])
-    assert (mapped[0].start, mapped[0].end) == (10.5, 11.0)
+    assert timing_problems(utterances) == ()
+
+
+def test_timing_problems_name_each_broken_invariant():
+    def u(n, channel, words, start=None, end=None):
+        ws = _words(words)
+        return Utterance(f"c/u{n:04d}", "c", ("agent", "customer")[channel], channel,
+                         ws[0].start if start is None else start,
+                         ws[-1].end if end is None else end,
+                         " ".join(w.text for w in ws), ws, 0.9)
+
+    stretched = u(1, 0, [(10.0, 17.6, "Yes,")])
+    zero = u(2, 1, [(20.0, 20.0, "Okay.")])
+    outside = u(3, 0, [(30.0, 30.5, "well"), (30.6, 31.0, "then")], end=30.8)
+    spanning = u(4, 0, [(40.0, 40.4, "so"), (43.0, 43.4, "right")])
+    inside = u(5, 1, [(41.0, 41.5, "uh"), (41.6, 42.0, "huh")])
+    problems = timing_problems([stretched, zero, outside, spanning, inside])
+    assert any("c/u0001 has a word of 7.6 s" in p for p in problems)
+    assert any("c/u0002 has zero length" in p for p in problems)
+    assert any("c/u0003 has words outside its span" in p for p in problems)
+    assert any("c/u0004 spans c/u0005" in p for p in problems)
+    assert len(problems) == 4

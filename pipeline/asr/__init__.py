@@ -35,9 +35,13 @@ class AsrConfig:
         riva_use_ssl: Connect to Riva with TLS.
         riva_timeout: Seconds to wait for one Riva request.
         riva_max_retries: Retries of a failed Riva request (with backoff).
-        region_padding: Seconds of audio kept around each VAD region when cutting chunks.
+        region_padding: Seconds of audio kept around each VAD region when cutting chunks
+            (0.4 s, faster-whisper's own VAD default for its batched pipeline: word onsets and
+            endings cut closer than that are lost).
         max_chunk: Longest chunk sent to the recogniser at once, in seconds (Whisper's
             window is 30 s).
+        batch_size: Windows decoded together by faster-whisper's ``BatchedInferencePipeline``
+            (on CPU it gains about 10%; on a GPU it is where the speed comes from).
     """
 
     backend: str = "whisper"
@@ -51,8 +55,9 @@ class AsrConfig:
     riva_use_ssl: bool = False
     riva_timeout: float = 60.0
     riva_max_retries: int = 2
-    region_padding: float = 0.2
-    max_chunk: float = 28.0
+    region_padding: float = 0.4
+    max_chunk: float = 29.5
+    batch_size: int = 8
 
 
 class AsrBackend(Protocol):

