@@ -100,6 +100,10 @@ class Encoded:
 class PairClassifier(nn.Module):
     """MiniLM pair encoder + linear multi-label head, role mask, optional keyword rules."""
 
+    role_mask: torch.Tensor
+    rule_token_ids: torch.Tensor
+    rule_columns: torch.Tensor
+
     def __init__(self, keyword_rules: bool = True) -> None:
         super().__init__()
         self.bert = MiniBert.from_dir(encoder_dir())
@@ -143,7 +147,7 @@ class PairClassifier(nn.Module):
     ) -> torch.Tensor:
         """Logits from the last layer: mean over the utterance segment and over the pair."""
         m_all = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        m_utt = m_all * (token_type_ids == 0).unsqueeze(-1).to(hidden.dtype)
+        m_utt = m_all * token_type_ids.eq(0).unsqueeze(-1).to(hidden.dtype)
         pooled_utt = (hidden * m_utt).sum(1) / m_utt.sum(1).clamp(min=1.0)
         pooled_all = (hidden * m_all).sum(1) / m_all.sum(1).clamp(min=1.0)
         onehot = nn.functional.one_hot(role, len(ROLES)).to(hidden.dtype)
@@ -168,11 +172,12 @@ class PairClassifier(nn.Module):
         role: torch.Tensor,
     ) -> torch.Tensor:
         """1 where a keyword rule fires in the utterance segment of an agent row."""
-        in_utt = (attention_mask * (token_type_ids == 0).to(attention_mask.dtype)).unsqueeze(-1)
+        in_segment_a = token_type_ids.eq(0).to(attention_mask.dtype)
+        in_utt = (attention_mask * in_segment_a).unsqueeze(-1)
         hits = (input_ids.unsqueeze(-1) == self.rule_token_ids).to(torch.float32)
         present = (hits * in_utt.to(torch.float32)).amax(dim=1)
         fired = (present @ self.rule_columns).clamp(max=1.0)
-        return fired * self.role_mask[role] * (role == 0).to(torch.float32).unsqueeze(1)
+        return fired * self.role_mask[role] * role.eq(0).to(torch.float32).unsqueeze(1)
 
     def scores(
         self,
@@ -270,7 +275,7 @@ def bucketed_order(enc: Encoded, rng: random.Random, batch_size: int) -> list[in
     order = list(range(len(enc.rows)))
     rng.shuffle(order)
     chunk = batch_size * 20
-    blocks = []
+    blocks: list[list[int]] = []
     for s in range(0, len(order), chunk):
         part = sorted(order[s : s + chunk], key=lambda i: len(enc.ids[i]))
         blocks.extend(part[k : k + batch_size] for k in range(0, len(part), batch_size))

@@ -68,6 +68,8 @@ class SentenceEncoder(nn.Module):
 class LabelHead(nn.Module):
     """Multi-label MLP on [u, c, u*c, role one-hot]; role mask zeroes the other party's labels."""
 
+    role_mask: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
