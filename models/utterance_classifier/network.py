@@ -127,6 +127,9 @@ class UtteranceClassifierGraph(nn.Module):
     on an agent utterance.
     """
 
+    rule_token_ids: torch.Tensor
+    rule_columns: torch.Tensor
+
     def __init__(self, encoder: SentenceEncoder, head: LabelHead,
                  tokenizer: Tokenizer | None = None) -> None:
         super().__init__()
