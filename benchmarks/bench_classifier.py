@@ -1,9 +1,12 @@
 """Throughput and memory of the ONNX utterance classifier on CPU.
 
-Each model variant (fp32, int8) runs in its own worker process, as a Beam worker would:
-it loads the classifier (1 intra-op thread by default), warms up, then labels the same
-utterances (test split of the corpus, with their contexts) at batch sizes 1, 8, 32, 64.
-Reported: utterances/second per batch size and the worker's peak RSS.
+Each model variant runs in its own worker process, as a Beam worker would: it loads the
+classifier (1 intra-op thread by default), warms up, then labels the same utterances (test
+split of the corpus, with their contexts) through ``UtteranceClassifier.label`` (what
+``LabelUtterances`` calls) at batch sizes 1, 8, 32, 64. Variants: ``pair-int8`` (2.x labels:
+the fine-tuned pair graph, one ONNX call per utterance), ``v1.1-int8`` and ``v1.1-fp32``
+(the 1.1.0 graph's own scores, one row per call). Reported: utterances/second per batch size
+and the worker's peak RSS.
 
 Run: ``.venv/bin/python benchmarks/bench_classifier.py --out /tmp/bench_classifier.json``
 """
@@ -27,7 +30,12 @@ sys.path.insert(0, str(ROOT))
 logger = logging.getLogger(__name__)
 
 BATCH_SIZES = (1, 8, 32, 64)
-MODELS = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+MODELS: dict[str, dict[str, Any]] = {
+    "pair-int8": {},
+    "v1.1-int8": {"pair_model": False},
+    "v1.1-fp32": {"pair_model": False, "model_file": "model.onnx"},
+}
+"""Variant name -> ClassifierConfig overrides."""
 
 
 def load_utterances(n: int) -> list[tuple[str, str, str]]:
@@ -38,27 +46,30 @@ def load_utterances(n: int) -> list[tuple[str, str, str]]:
     return test[:n]
 
 
-def worker(model_file: str, threads: int, n: int, min_seconds: float) -> dict[str, object]:
+def worker(variant: str, threads: int, n: int, min_seconds: float) -> dict[str, object]:
     """Runs in the child process: one model, all batch sizes."""
     from pipeline.classifier import ClassifierConfig, UtteranceClassifier
+    from pipeline.records import ClassifierInput
 
-    clf = UtteranceClassifier(ClassifierConfig(model_file=model_file, intra_op_threads=threads,
-                                               use_cuda=False))
-    data = load_utterances(n)
-    clf.predict(data[:64])  # warm-up
+    clf = UtteranceClassifier(ClassifierConfig(intra_op_threads=threads, use_cuda=False,
+                                               **MODELS[variant]))
+    data = [ClassifierInput(f"b/u{i:04d}", "b", role, text, context)
+            for i, (role, text, context) in enumerate(load_utterances(n))]
+    clf.label(data[:64])  # warm-up
     results = {}
     for bs in BATCH_SIZES:
         done, start = 0, time.perf_counter()
         while True:
             for s in range(0, len(data), bs):
-                clf.predict(data[s : s + bs])
+                clf.label(data[s : s + bs])
             done += len(data)
             elapsed = time.perf_counter() - start
             if elapsed >= min_seconds:
                 break
         results[str(bs)] = round(done / elapsed, 1)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"model_file": model_file, "utterances_per_second": results,
+    return {"model_file": clf.model_path.name, "model_version": clf.model_version,
+            "utterances_per_second": results,
             "peak_rss_mb": round(peak_kb / 1024, 1), "providers": list(clf.providers)}
 
 
@@ -84,22 +95,22 @@ def main(argv: list[str] | None = None) -> None:
         "threads_per_worker": args.threads, "utterances": len(data),
         "mean_text_chars": round(mean_chars, 1), "models": models,
     }
-    for name, model_file in MODELS.items():
+    for name in MODELS:
         out = subprocess.run(
             [sys.executable, __file__, "--out", str(args.out), "--threads", str(args.threads),
              "--n", str(args.n), "--min-seconds", str(args.min_seconds),
-             "--worker", model_file],
+             "--worker", name],
             check=True, capture_output=True, text=True)
         models[name] = json.loads(out.stdout.strip().splitlines()[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
-    header = "model  " + "".join(f"  bs={bs:<5}" for bs in BATCH_SIZES) + "  peak RSS MB"
+    header = "model      " + "".join(f"  bs={bs:<5}" for bs in BATCH_SIZES) + "  peak RSS MB"
     print(f"utterances/second, {args.threads} intra-op thread(s) per worker, "
           f"{len(data)} test utterances (+context), mean {mean_chars:.0f} chars")
     print(header)
     for name, res in models.items():
         ups = res["utterances_per_second"]
-        print(f"{name:<6} " + "".join(f"  {ups[str(bs)]:<8}" for bs in BATCH_SIZES)
+        print(f"{name:<10} " + "".join(f"  {ups[str(bs)]:<8}" for bs in BATCH_SIZES)
               + f"  {res['peak_rss_mb']}")
     print(f"wrote {args.out}")
 

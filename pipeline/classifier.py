@@ -1,10 +1,12 @@
 """Utterance classifier: 20 multi-label speech-act/quality labels plus the MiniLM embedding.
 
-The model (``models/utterance_classifier/``) is one ONNX graph: the frozen all-MiniLM-L6-v2
-encoder runs on the utterance and on the previous turn of the other party (the context,
-so restatements and answers can be judged), a small MLP head gives 20 sigmoid scores, and
-the utterance's original sentence embedding (mean pooling + L2 norm, 384-d) is a second
-output used by the knowledge-consistency stage. See ``models/utterance_classifier/
+Two ONNX graphs in ``models/utterance_classifier/``. Labels (2.x) come from the fine-tuned
+pair graph named by ``classifier.json``: all-MiniLM-L6-v2 with its top layers fine-tuned on
+human-labelled real utterances reads ``[CLS] utterance [SEP] previous turn of the other party
+[SEP]`` and gives 20 sigmoid scores; it is called once per utterance, so a label never depends
+on the batch. The 1.1.0 graph (frozen encoder + MLP head) supplies the utterance's original
+sentence embedding (mean pooling + L2 norm, 384-d) for the knowledge-consistency stage, and
+its own scores when the folder has no ``classifier.json``. See ``models/utterance_classifier/
 MODEL_CARD.md`` for the labels, thresholds and measured quality.
 
 This module is the runtime: onnxruntime + tokenizers only (no torch). It offers
@@ -32,6 +34,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, RunInference
 
+from models.utterance_classifier.pairs import pair_ids
 from pipeline.deadletter import dead_letter_for
 from pipeline.records import ClassifierInput, DeadLetter, UtteranceLabels
 
@@ -50,6 +53,8 @@ __all__ = [
 MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "utterance_classifier"
 STAGE = "classify"
 ROLE_IDS = {"agent": 0, "customer": 1}
+PAIR_META = "classifier.json"
+"""Metadata of the fine-tuned pair graph (labels, thresholds, file); absent = 1.1.0 only."""
 UNKNOWN_ROLE = "unknown"
 
 
@@ -78,6 +83,11 @@ class ClassifierConfig:
         max_batch_size: Beam ``BatchElements`` maximum (64: beyond it CPU throughput is
             flat, see ``benchmarks/bench_classifier.py``).
         use_cuda: Use ``CUDAExecutionProvider`` first when onnxruntime offers it.
+        pair_model: Score labels with the fine-tuned pair graph that ``classifier.json``
+            names (2.x, one ONNX call per utterance) when the model folder has one; False
+            scores them with the 1.1.0 graph (kept for comparison). Embeddings always come
+            from the 1.1.0 graph (``model_file``), whose ``embedding`` output is the
+            original all-MiniLM-L6-v2 sentence embedding.
     """
 
     model_dir: str = str(MODEL_DIR)
@@ -89,6 +99,7 @@ class ClassifierConfig:
     min_batch_size: int = 8
     max_batch_size: int = 64
     use_cuda: bool = True
+    pair_model: bool = True
 
     def __post_init__(self) -> None:
         if self.intra_op_threads < 0:
@@ -166,8 +177,31 @@ class UtteranceClassifier:
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(model_path), options, providers=providers)
         self.providers = tuple(self.session.get_providers())
+        self.pair_session: Any = None
+        pair_meta_path = model_dir / PAIR_META
+        if self.config.pair_model and pair_meta_path.is_file():
+            self._load_pair_model(pair_meta_path, ort, options, providers)
         logger.info("loaded %s %s from %s on %s", self.model_name, self.model_version,
-                    model_path.name, self.providers[0])
+                    self.model_path.name, self.providers[0])
+
+    def _load_pair_model(self, meta_path: Path, ort: Any, options: Any,
+                         providers: list[str]) -> None:
+        """Labels, thresholds and version of the fine-tuned pair graph (``classifier.json``)."""
+        meta = json.loads(meta_path.read_text())
+        if tuple(meta["labels"]) != self.labels:
+            raise ValueError(f"{meta_path}: label order differs from labels.json")
+        thresholds = {k: float(v) for k, v in meta["thresholds"].items()}
+        if set(thresholds) != set(self.labels):
+            raise ValueError(f"{meta_path}: thresholds do not cover exactly the labels")
+        path = meta_path.parent / meta["model_file"]
+        if not path.is_file():
+            raise ValueError(f"pair classifier model file not found: {path} "
+                             f"(named by {meta_path.name})")
+        self.thresholds = thresholds
+        self.model_name = meta["model_name"]
+        self.model_version = meta["model_version"]
+        self.model_path = path
+        self.pair_session = ort.InferenceSession(str(path), options, providers=providers)
 
     # -- tokenisation --------------------------------------------------------
     def _encode(self, texts: Sequence[str]) -> tuple[list[list[int]], list[bool]]:
@@ -209,8 +243,19 @@ class UtteranceClassifier:
         Raises:
             ValueError: a role is not agent/customer/unknown, or text/context is not a str.
         """
+        probs, embs, cut = self._run(batch, with_embedding=True)
+        assert embs is not None
+        return [
+            Prediction(dict(zip(self.labels, map(float, probs[i]), strict=True)), embs[i], cut[i])
+            for i in range(len(batch))
+        ]
+
+    def _run(self, batch: Sequence[tuple[str, str, str]], with_embedding: bool
+             ) -> tuple[np.ndarray, np.ndarray | None, list[bool]]:
+        """Scores ``[n, labels]``, embeddings ``[n, dim]`` (when asked) and truncation flags."""
         if not batch:
-            return []
+            return (np.zeros((0, len(self.labels)), dtype=np.float32),
+                    np.zeros((0, self.embedding_dim), dtype=np.float32), [])
         rows: list[tuple[int, int, str, str]] = []  # (input index, role id, text, context)
         for i, item in enumerate(batch):
             if len(item) != 3:
@@ -226,6 +271,43 @@ class UtteranceClassifier:
             else:
                 raise ValueError(f"classifier input {i}: role must be agent, customer or "
                                  f"unknown, got {role!r}")
+        probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        embs = np.zeros((len(rows), self.embedding_dim), dtype=np.float32)
+        row_cut = [False] * len(rows)
+        if self.pair_session is not None:
+            probs, row_cut = self._pair_scores(rows)
+        if self.pair_session is None or with_embedding:
+            legacy_p, embs, legacy_cut = self._legacy_run(rows)
+            if self.pair_session is None:
+                probs, row_cut = legacy_p, legacy_cut
+        merged_p = np.zeros((len(batch), len(self.labels)), dtype=np.float32)
+        merged_e = np.zeros((len(batch), self.embedding_dim), dtype=np.float32)
+        cut = [False] * len(batch)
+        for k, (i, _, text, _) in enumerate(rows):
+            # No words, no labels: a blank transcript must not inherit labels from its context.
+            if text.strip():
+                # Role masks are disjoint: max merges the two passes of an "unknown" role.
+                merged_p[i] = np.maximum(merged_p[i], probs[k])
+            merged_e[i] = embs[k]
+            cut[i] = cut[i] or row_cut[k]
+        return merged_p, (merged_e if with_embedding else None), cut
+
+    def _pair_scores(self, rows: Sequence[tuple[int, int, str, str]]
+                     ) -> tuple[np.ndarray, list[bool]]:
+        """Fine-tuned pair graph, one row per ONNX call (labels independent of the batch)."""
+        ids, types, cut = pair_ids(self.tokenizer, [r[2] for r in rows], [r[3] for r in rows])
+        probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
+        for k, (_, role_id, _, _) in enumerate(rows):
+            probs[k] = self.pair_session.run(["probabilities"], {
+                "input_ids": np.array([ids[k]], dtype=np.int64),
+                "attention_mask": np.ones((1, len(ids[k])), dtype=np.int64),
+                "token_type_ids": np.array([types[k]], dtype=np.int64),
+                "role": np.array([role_id], dtype=np.int64)})[0][0]
+        return probs, cut
+
+    def _legacy_run(self, rows: Sequence[tuple[int, int, str, str]]
+                    ) -> tuple[np.ndarray, np.ndarray, list[bool]]:
+        """The 1.1.0 graph: its probabilities, the original embedding, truncation flags."""
         text_ids, text_cut = self._encode([r[2] for r in rows])
         ctx_ids, ctx_cut = self._encode([r[3] for r in rows])
         probs = np.zeros((len(rows), len(self.labels)), dtype=np.float32)
@@ -240,21 +322,7 @@ class UtteranceClassifier:
                 "context_attention_mask": cmask, "role": role_ids})
             probs[chunk] = p
             embs[chunk] = e
-        merged_p = np.zeros((len(batch), len(self.labels)), dtype=np.float32)
-        merged_e = np.zeros((len(batch), self.embedding_dim), dtype=np.float32)
-        cut = [False] * len(batch)
-        for k, (i, _, text, _) in enumerate(rows):
-            # No words, no labels: a blank transcript must not inherit labels from its context.
-            if text.strip():
-                # Role masks are disjoint: max merges the two passes of an "unknown" role.
-                merged_p[i] = np.maximum(merged_p[i], probs[k])
-            merged_e[i] = embs[k]
-            cut[i] = cut[i] or text_cut[k] or ctx_cut[k]
-        return [
-            Prediction(dict(zip(self.labels, map(float, merged_p[i]), strict=True)),
-                       merged_e[i], cut[i])
-            for i in range(len(batch))
-        ]
+        return probs, embs, [a or b for a, b in zip(text_cut, ctx_cut, strict=True)]
 
     def _sub_batches(self, order: list[int], text_ids: list[list[int]],
                      ctx_ids: list[list[int]]) -> Iterable[list[int]]:
@@ -279,21 +347,23 @@ class UtteranceClassifier:
         """Embeddings of texts alone (empty context), shape (n, 384), L2-normalised."""
         if not texts:
             return np.zeros((0, self.embedding_dim), dtype=np.float32)
-        preds = self.predict([("customer", t, "") for t in texts])
-        return np.stack([p.embedding for p in preds]).astype(np.float32)
+        _, embs, _ = self._legacy_run([(k, ROLE_IDS["customer"], t, "")
+                                       for k, t in enumerate(texts)])
+        return embs.astype(np.float32)
 
     def label(self, inputs: Sequence[ClassifierInput]) -> list[UtteranceLabels]:
         """Classify records and apply the per-label thresholds."""
-        preds = self.predict([(r.role, r.text, r.context) for r in inputs])
+        probs, _, cut = self._run([(r.role, r.text, r.context) for r in inputs],
+                                  with_embedding=False)
         out = []
-        for record, pred in zip(inputs, preds, strict=True):
-            scores = tuple(round(pred.probabilities[lab], 6) for lab in self.labels)
+        for k, record in enumerate(inputs):
+            scores = tuple(round(float(p), 6) for p in probs[k])
             flags = tuple(s >= self.thresholds[lab]
                           for s, lab in zip(scores, self.labels, strict=True))
             out.append(UtteranceLabels(
                 utterance_id=record.utterance_id, call_id=record.call_id, role=record.role,
                 label_names=self.labels, scores=scores, flags=flags,
-                truncated=pred.truncated, model_name=self.model_name,
+                truncated=cut[k], model_name=self.model_name,
                 model_version=self.model_version))
         return out
 

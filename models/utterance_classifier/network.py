@@ -68,6 +68,8 @@ class SentenceEncoder(nn.Module):
 class LabelHead(nn.Module):
     """Multi-label MLP on [u, c, u*c, role one-hot]; role mask zeroes the other party's labels."""
 
+    role_mask: torch.Tensor
+
     def __init__(self) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
@@ -124,6 +126,9 @@ class UtteranceClassifierGraph(nn.Module):
     Probabilities are the head's, raised to 1 where a keyword rule (``KEYWORD_RULES``) fires
     on an agent utterance.
     """
+
+    rule_token_ids: torch.Tensor
+    rule_columns: torch.Tensor
 
     def __init__(self, encoder: SentenceEncoder, head: LabelHead,
                  tokenizer: Tokenizer | None = None) -> None:
