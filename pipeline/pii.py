@@ -918,12 +918,14 @@ def _cues(keys: Sequence[str], times: Sequence[float], t0: float, window: float
 
 def _with_utterances(call: CallTranscript, utterances: tuple[Utterance, ...]) -> CallTranscript:
     """``call`` with new utterances, and each channel's words rebuilt from them."""
-    by_channel: dict[int, list[Word]] = {}
+    # A separated mono channel is one pseudo-channel per role sharing the channel index.
+    by_channel: dict[tuple[int, str], list[Word]] = {}
     for u in utterances:
-        by_channel.setdefault(u.channel, []).extend(u.words)
+        by_channel.setdefault((u.channel, u.role), []).extend(u.words)
     channels = []
     for channel in call.channels:
-        words = sorted(by_channel.get(channel.channel, []), key=lambda w: (w.start, w.end))
+        words = sorted(by_channel.get((channel.channel, channel.role), []),
+                       key=lambda w: (w.start, w.end))
         if len(words) != len(channel.words):
             raise RedactionError(
                 f"channel {channel.channel}: {len(channel.words)} words but utterances hold "

@@ -108,12 +108,12 @@ def build_utterances(
     drafts = []
     for channel in channels:
         other = sorted(
-            (w for c in channels if c.channel != channel.channel for w in c.words),
+            (w for c in channels if c is not channel for w in c.words),
             key=lambda w: (w.start, w.end),
         )
         for group in group_words(channel.words, config, other):
             drafts.append((group[0].start, channel.channel, channel.role, group))
-    drafts.sort(key=lambda d: (d[0], d[1]))
+    drafts.sort(key=lambda d: (d[0], d[1], d[2]))
     utterances = []
     for n, (_, channel_index, role, group) in enumerate(drafts, start=1):
         utterances.append(
@@ -137,7 +137,8 @@ def timing_problems(utterances: Sequence[Utterance]) -> tuple[str, ...]:
 
     Checked: no word longer than ``MAX_WORD``; no utterance of zero length; every word inside
     its utterance's span; no utterance spanning a whole utterance of another channel inside
-    one of its pauses. Utterances are built from one channel's words, so none mixes channels.
+    one of its pauses. Utterances are built from one channel's (or one separated speaker's)
+    words, so none mixes channels.
     """
     problems: list[str] = []
     for u in utterances:
@@ -154,7 +155,8 @@ def timing_problems(utterances: Sequence[Utterance]) -> tuple[str, ...]:
             problems.append(f"timing: {u.utterance_id} has words outside its span")
         pauses = [(a.end, b.start) for a, b in pairwise(u.words) if b.start > a.end]
         for other in utterances:
-            if other.channel == u.channel or not (u.start < other.start < u.end):
+            same_speaker = (other.channel, other.role) == (u.channel, u.role)
+            if same_speaker or not (u.start < other.start < u.end):
                 continue
             if any(s <= other.start and other.end <= e for s, e in pauses):
                 problems.append(

@@ -102,7 +102,9 @@ def test_pipeline_on_a_mono_mix_gets_two_speakers_with_the_right_roles(tmp_path)
     run(str(manifest), str(out), test_pipeline=beam.Pipeline(runner="FnApiRunner"))
     (call,) = read_table(out, "calls").to_pylist()
     assert call["num_speakers"] == 2 and call["role_method"] == "text"
-    assert call["role_confidence"] > 0.9
+    # The text decided (the agent's opening cues outweigh the first-speaker prior) with a
+    # clear margin: 0.78 with classifier 2.0.0's opening scores (0.9+ with 1.1.0's).
+    assert call["role_confidence"] > 0.6
     utterances = read_table(out, "utterances").to_pylist()
     right = 0
     for u in utterances:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import resource
 import tempfile
 
 import numpy as np
@@ -128,10 +127,37 @@ def test_any_bytes_decode_to_a_call_or_a_precise_error(scratch, case):
     assert 0 < audio.duration <= CONFIG.max_duration
 
 
-def test_fuzzing_kept_memory_bounded():
-    """Runs after the decode fuzz in this module: the worst case stayed small."""
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    assert peak_mib < 1024, peak_mib
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PEAK_OF_A_JUNK_DECODE = """
+import resource, sys
+from pipeline.audio import AudioError, load_call
+from pipeline.records import CallSpec
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_call(CallSpec("junk", sys.argv[1]))
+except AudioError as e:
+    print(e.code)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def test_a_large_junk_file_is_rejected_without_reading_it_whole(tmp_path):
+    # Measured in a fresh process: this test process's own peak holds the models of
+    # earlier tests. 256 MiB of random bytes named .wav must not be read into memory.
+    junk = tmp_path / "junk.wav"
+    with open(junk, "wb") as f:
+        for _ in range(64):
+            f.write(os.urandom(4 << 20))
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", _PEAK_OF_A_JUNK_DECODE, str(junk)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": ROOT})
+    assert proc.returncode == 0, proc.stderr
+    code, growth_mib = proc.stdout.split()
+    assert code in ("CorruptAudio", "NotAudio", "UnsupportedFormat"), code
+    assert float(growth_mib) < 128, growth_mib
 
 
 # --- manifest lines ----------------------------------------------------------------------------
