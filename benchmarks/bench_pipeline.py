@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tiny:
         manifest = os.path.join(tiny, "one.jsonl")
         with open(manifest, "w", encoding="utf-8") as f:
-            f.write(json.dumps(shortest.to_dict()) + "\n")
+            f.write(json.dumps({"call_id": shortest.call_id,
+                                "audio": os.path.abspath(shortest.audio)}) + "\n")
         startup_wall, _, startup_info, _ = pipeline_run(manifest)
 
     pipe_wall, pipe_peak, run_info, pipe_texts = pipeline_run(args.input)
